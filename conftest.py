@@ -1,0 +1,24 @@
+"""Repo-wide pytest setup, imported before any test or notebook kernel starts.
+
+nbval starts one Jupyter kernel per notebook after this module is imported, and the
+kernel inherits ``os.environ``: so the settings here reach the notebooks too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# Notebooks under test run in fast mode (small images, few steps): their committed reference
+# outputs were made that way (`make notebooks`). setdefault, so NST_FAST=0 can still be forced.
+os.environ.setdefault("NST_FAST", "1")
+
+# MPLBACKEND=Agg (common in CI) would stop the kernel showing inline figures, so the cells'
+# output lists would differ from the references.
+os.environ.pop("MPLBACKEND", None)
+
+# `make` installs the package editable; this also lets kernels import nst_utils from a plain
+# checkout (and makes sure it is *this* checkout's copy).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

@@ -1,0 +1,46 @@
+"""nst_utils: the companion package of a notebook series on Gatys, Ecker & Bethge,
+"Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
+
+One tensor convention everywhere: float32 ``(1, 3, H, W)`` RGB in ``[0, 1]``.
+"""
+
+from .config import (
+    FIG1_CONTENT_LAYERS,
+    FIG1_STYLE_LAYER_SETS,
+    PAPER,
+    PAPER_CONTENT_LAYERS,
+    PAPER_STYLE_LAYERS,
+    RATIO_RANGE,
+    TransferConfig,
+    fast_mode,
+    run_settings,
+)
+from .features import VGG19Features
+from .images import ImageError, load_image, read_metadata, resize, save_image, to_display, to_pil
+from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYERS, check_layers
+from .losses import content_loss, gram_matrix, style_layer_loss, style_loss, tv_loss
+from .optimize import OptimizeResult, StepInfo, optimize
+from .recipes import (
+    StyleTransferObjective,
+    TransferResult,
+    content_targets,
+    initial_image,
+    make_extractor,
+    reconstruct_content,
+    resolve_device,
+    style_targets,
+    synthesize_texture,
+    transfer,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "LAYERS", "LAYER_CHANNELS", "LAYER_INDEX", "PAPER",
+    "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS", "RATIO_RANGE", "ImageError", "OptimizeResult", "StepInfo",
+    "StyleTransferObjective", "TransferConfig", "TransferResult", "VGG19Features", "check_layers",
+    "content_loss", "content_targets", "fast_mode", "gram_matrix", "initial_image", "load_image",
+    "make_extractor", "optimize", "read_metadata", "reconstruct_content", "resize", "resolve_device", "run_settings",
+    "save_image", "style_layer_loss", "style_loss", "style_targets", "synthesize_texture", "to_display",
+    "to_pil", "transfer", "tv_loss",
+]

@@ -1,0 +1,331 @@
+"""Command line: ``nst transfer | content | style | samples`` (also ``python -m nst_utils``).
+
+Exit status: 0 on success, 2 for bad input or usage (one line on stderr, no traceback, no
+output file), 1 for a failure during the run, 130 when Ctrl-C stopped the optimisation (the
+best image so far is still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import DEVICES, INITS, OPTIMIZERS, PAPER, PRECISIONS, TransferConfig
+from .features import POOLINGS, WEIGHT_SOURCES
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input or usage: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _layer_list(text: str) -> tuple[str, ...]:
+    from .layers import check_layers
+
+    try:
+        layers = check_layers(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not layers:
+        raise argparse.ArgumentTypeError("expected at least one layer name")
+    return layers
+
+
+def _size_list(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(part) for part in text.split(",") if part.strip())
+
+
+def _weights_list(text: str) -> tuple[float, ...]:
+    return tuple(_nonnegative_float(part) for part in text.split(",") if part.strip())
+
+
+def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
+    p.add_argument("-o", "--output", required=True, type=Path, help="output PNG path")
+    p.add_argument("--size", type=_positive_int, default=PAPER.size, help="longest side in pixels (%(default)s)")
+    p.add_argument("--steps", type=_positive_int, default=default_steps, help="optimiser steps (%(default)s)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=PAPER.optimizer)
+    p.add_argument("--history", type=_positive_int, default=PAPER.lbfgs_history, help="L-BFGS history")
+    p.add_argument("--lr", type=_positive_float, default=PAPER.adam_lr, help="Adam learning rate")
+    p.add_argument("--pooling", choices=POOLINGS, default=PAPER.pooling)
+    p.add_argument("--weights", choices=WEIGHT_SOURCES, default=PAPER.weights,
+                   help="VGG-19 weights: caffe (offline, default), torchvision (downloads 548 MB), random")
+    p.add_argument("--seed", type=int, default=PAPER.seed)
+    p.add_argument("--device", choices=DEVICES, default=PAPER.device)
+    p.add_argument("--precision", choices=PRECISIONS, default=PAPER.precision)
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nst", description="Neural style transfer after Gatys, Ecker & Bethge (CVPR 2016).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("transfer", help="paint CONTENT in the style of STYLE")
+    t.add_argument("content", help="content image: a path or a sample name (see 'nst samples')")
+    t.add_argument("style", help="style image: a path or a sample name")
+    _common(t, PAPER.steps)
+    t.add_argument("--ratio", type=_positive_float, default=None, help=f"alpha/beta ({PAPER.ratio:g})")
+    t.add_argument("--content-weight", type=_positive_float, default=None, help="alpha (sets the ratio with beta)")
+    t.add_argument("--style-weight", type=_positive_float, default=None, help="beta (%(default)s means 1)")
+    t.add_argument("--content-layers", type=_layer_list, default=PAPER.content_layers)
+    t.add_argument("--style-layers", type=_layer_list, default=PAPER.style_layers)
+    t.add_argument("--style-layer-weights", type=_weights_list, default=(), help="w_l per style layer")
+    t.add_argument("--init", default=PAPER.init, help=f"{'|'.join(INITS)}|PATH ({PAPER.init})")
+    t.add_argument("--tv-weight", type=_nonnegative_float, default=PAPER.tv_weight)
+    t.add_argument("--style-scale", choices=("content", "own"), default=PAPER.style_scale,
+                   help="style resized to the content's size (paper) or kept at its own aspect")
+    t.add_argument("--pyramid", type=_size_list, default=PAPER.pyramid,
+                   help="coarse-to-fine: sizes to optimise at first, e.g. 256,512 before --size 1024")
+    t.add_argument("--pyramid-steps", type=_positive_int, default=None,
+                   help="steps at each coarser size (default: --steps)")
+
+    c = sub.add_parser("content", help="reconstruct IMAGE from one layer's features (paper Fig. 1)")
+    c.add_argument("image", help="a path or a sample name")
+    c.add_argument("--layer", type=_layer_list, default=PAPER.content_layers)
+    _common(c, 200)
+
+    s = sub.add_parser("style", help="synthesise a texture from IMAGE's Gram matrices (paper Fig. 1)")
+    s.add_argument("image", help="a path or a sample name")
+    s.add_argument("--layers", type=_layer_list, default=PAPER.style_layers)
+    s.add_argument("--layer-weights", type=_weights_list, default=(), help="w_l per layer")
+    _common(s, 200)
+
+    sub.add_parser("samples", help="list the images available offline by name")
+    return parser
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    out: Path = args.output
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"{out}: output must be a .png file")
+    if out.is_dir():
+        raise UsageError(f"{out}: is a directory")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{out}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{out}: folder {folder} is not writable")
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out}: already exists; pass --overwrite to replace it")
+    inputs = [getattr(args, n, None) for n in ("content", "style", "image", "init")]
+    for source in inputs:
+        if source and Path(source).exists() and Path(source).resolve() == out.resolve():
+            raise UsageError(f"{out}: output would overwrite an input image")
+
+
+def _config(args: argparse.Namespace) -> TransferConfig:
+    ratio, beta = PAPER.ratio, PAPER.style_weight
+    if args.style_weight is not None:
+        beta = args.style_weight
+    if args.content_weight is not None:
+        if args.ratio is not None:
+            raise UsageError("give either --ratio or --content-weight, not both")
+        ratio = args.content_weight / beta
+    elif args.ratio is not None:
+        ratio = args.ratio
+    return TransferConfig(
+        size=args.size, steps=args.steps, ratio=ratio, style_weight=beta,
+        content_layers=args.content_layers, style_layers=args.style_layers,
+        style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
+        optimizer=args.optimizer, lbfgs_history=args.history, adam_lr=args.lr, pooling=args.pooling,
+        weights=args.weights, seed=args.seed, device=args.device, precision=args.precision,
+        style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps or 0,
+    )
+
+
+def _peak_memory_mb(device: Any) -> float:
+    import torch
+
+    if getattr(device, "type", "cpu") == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _run_transfer(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
+    from .recipes import transfer
+
+    cfg = _config(args)
+    result = transfer(args.content, args.style, cfg, callbacks=callbacks)
+    params = {"command": "transfer", "content": args.content, "style": args.style, **cfg.to_dict()}
+    return result, params
+
+
+def _run_content(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
+    from .images import load_image
+    from .recipes import make_extractor, reconstruct_content, resolve_device
+
+    if len(args.layer) != 1:
+        raise UsageError("--layer takes exactly one layer")
+    device = resolve_device(args.device)
+    image = load_image(args.image, args.size, device=device)
+    extractor = make_extractor(args.layer, weights=args.weights, pooling=args.pooling, device=device,
+                               precision=args.precision, seed=args.seed)
+    result = reconstruct_content(image, args.layer[0], extractor=extractor, steps=args.steps,
+                                 optimizer=args.optimizer, seed=args.seed, callbacks=callbacks,
+                                 **_optimizer_options(args))
+    params = {"command": "content", "image": args.image, "layer": args.layer[0], **_shared_params(args)}
+    return result, params
+
+
+def _run_style(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
+    from .images import load_image
+    from .recipes import make_extractor, resolve_device, synthesize_texture
+
+    if args.layer_weights and len(args.layer_weights) != len(args.layers):
+        raise UsageError(f"{len(args.layer_weights)} --layer-weights given for {len(args.layers)} --layers")
+    device = resolve_device(args.device)
+    image = load_image(args.image, args.size, device=device)
+    extractor = make_extractor(args.layers, weights=args.weights, pooling=args.pooling, device=device,
+                               precision=args.precision, seed=args.seed)
+    weights = dict(zip(args.layers, args.layer_weights)) if args.layer_weights else None
+    result = synthesize_texture(image, args.layers, extractor=extractor, layer_weights=weights,
+                                steps=args.steps, optimizer=args.optimizer, seed=args.seed,
+                                callbacks=callbacks, **_optimizer_options(args))
+    params = {"command": "style", "image": args.image, "layers": list(args.layers),
+              "layer_weights": list(args.layer_weights), **_shared_params(args)}
+    return result, params
+
+
+def _optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"lbfgs_history": args.history, "adam_lr": args.lr}
+
+
+def _shared_params(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("size", "steps", "optimizer", "history", "lr", "pooling", "weights", "seed", "device", "precision")
+    return {k: getattr(args, k) for k in keys}
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, list], tuple[Any, dict[str, Any]]]] = {
+    "transfer": _run_transfer, "content": _run_content, "style": _run_style,
+}
+
+
+def _summary(result: Any, params: dict[str, Any], out: Path) -> dict[str, Any]:
+    first = result.history[0].losses if result.history else {}
+    last = result.history[-1].losses if result.history else {}
+    return {
+        "output": str(out),
+        "parameters": params,
+        "initial_loss": first,
+        "final_loss": last,
+        "best_total": result.best_total,
+        "steps": result.steps,
+        "evaluations": result.evaluations,
+        "seconds": round(result.seconds, 3),
+        "seconds_per_step": round(result.seconds / max(result.steps, 1), 4),
+        "peak_memory_mb": round(_peak_memory_mb(result.image.device), 1),
+        "stopped": result.stopped,
+    }
+
+
+def _list_samples() -> int:
+    from .samples import SAMPLES
+
+    for name, description in SAMPLES.items():
+        print(f"{name:12s} {description}")
+    return EXIT_OK
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run; returns the exit status (raises nothing for user errors)."""
+    from .images import ImageError
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "samples":
+            return _list_samples()
+        _check_output(args)
+        progress = None
+        callbacks: list = []
+        if not args.quiet:
+            from .callbacks import ProgressBar
+
+            total = args.steps
+            if args.command == "transfer":
+                total += len(args.pyramid) * (args.pyramid_steps or args.steps)
+            progress = ProgressBar(total, desc=args.command)
+            callbacks.append(progress)
+        try:
+            result, params = RUNNERS[args.command](args, callbacks)
+        finally:
+            if progress is not None:
+                progress.close()
+    except (UsageError, ImageError, ValueError) as err:
+        print(f"nst: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nst: interrupted before optimisation started; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 (a failure during the run: one line, no traceback)
+        print(f"nst: failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    return _finish(args, result, params)
+
+
+def _finish(args: argparse.Namespace, result: Any, params: dict[str, Any]) -> int:
+    from .images import save_image
+
+    summary = _summary(result, params, args.output)
+    metadata = {k: summary[k] for k in ("parameters", "final_loss", "steps", "stopped")}
+    try:
+        from . import __version__
+
+        save_image(result.image, args.output, {"nst_utils": __version__, **metadata})
+    except (OSError, ValueError) as err:
+        print(f"nst: failed to write {args.output}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(summary, default=str))
+    if result.stopped == "interrupted":
+        print(f"nst: interrupted after {result.steps} steps; best image so far written to {args.output}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,176 @@
+"""Every default in one place: the CLI, the widgets, the recipes and the docs read them here.
+
+The values follow Gatys, Ecker & Bethge (CVPR 2016): content on layer 4_2, style on 1_1 ... 5_1
+with equal weights 1/5, alpha/beta = 1e-3 (Fig. 3 B), white-noise initialisation, L-BFGS,
+average pooling ("slightly more appealing results"), the normalised Caffe VGG-19.
+
+Rectified taps (``relu4_2``, not ``conv4_2``): the paper names layers after their
+convolutions, but its Caffe implementation computed ReLU in place, so the blob called
+``conv4_2`` held the rectified response; the network normalisation (mean *activation* one)
+is defined on rectified responses too. Measured on the normalised network, pre-ReLU taps make
+the conv1_1 term of the style loss 10^3-10^4 times larger than the others, while rectified
+taps give every layer a style loss of the same order. ``conv*`` taps remain available.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .features import POOLINGS, WEIGHT_SOURCES
+from .layers import check_layers
+
+OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
+INITS: tuple[str, ...] = ("content", "style", "noise")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
+PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Fig. 1's content row, shallow to deep.
+FIG1_CONTENT_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
+#: Fig. 1's style row: growing sets relu1_1; + relu2_1; ...; + relu5_1.
+FIG1_STYLE_LAYER_SETS: tuple[tuple[str, ...], ...] = tuple(
+    PAPER_STYLE_LAYERS[: i + 1] for i in range(len(PAPER_STYLE_LAYERS))
+)
+#: The slider's and the trade-off grid's range of alpha/beta.
+RATIO_RANGE: tuple[float, float] = (1e-5, 1e-1)
+
+#: Smallest image side the network accepts: five 2x2 poolings need at least 32 pixels.
+MIN_SIZE = 32
+#: Largest image side accepted by default (memory; see the memory estimate).
+MAX_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """One style-transfer run. ``ratio`` is alpha/beta and ``style_weight`` is beta (see ``losses``)."""
+
+    size: int = 512
+    steps: int = 500
+    ratio: float = 1e-3
+    style_weight: float = 1.0
+    content_layers: tuple[str, ...] = PAPER_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
+    #: Per-layer w_l; empty means equal weights 1/len(style_layers), as in the paper.
+    style_layer_weights: tuple[float, ...] = ()
+    tv_weight: float = 0.0
+    init: str = "noise"
+    optimizer: str = "lbfgs"
+    #: L-BFGS history (pairs kept); Adam's learning rate in [0, 1] pixel units.
+    lbfgs_history: int = 20
+    adam_lr: float = 0.02
+    pooling: str = "avg"
+    weights: str = "caffe"
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "float32"
+    #: Style image resized to the content's size (the paper) or kept at its own scale.
+    style_scale: str = "content"
+    #: Coarse-to-fine: longest sides to optimise at first, increasing, each below ``size``;
+    #: each level starts from the previous result upsampled. Empty: one level at ``size``.
+    pyramid: tuple[int, ...] = ()
+    #: Steps at each pyramid level below ``size`` (0: the same as ``steps``).
+    pyramid_steps: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def content_weight(self) -> float:
+        """alpha = ratio * beta."""
+        return self.ratio * self.style_weight
+
+    def layer_weights(self) -> dict[str, float]:
+        """``{style layer: w_l}``; equal weights summing to one by default."""
+        if not self.style_layer_weights:
+            return {name: 1.0 / len(self.style_layers) for name in self.style_layers}
+        return dict(zip(self.style_layers, self.style_layer_weights))
+
+    def levels(self) -> list[tuple[int, int]]:
+        """``(size, steps)`` for each coarse-to-fine level, ending with ``(size, steps)``."""
+        coarse = self.pyramid_steps or self.steps
+        return [(s, coarse) for s in self.pyramid] + [(self.size, self.steps)]
+
+    def replace(self, **changes: Any) -> TransferConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("extra")
+        return out
+
+
+def _choice(value: str, options: tuple[str, ...], what: str) -> None:
+    if value not in options:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(options)}")
+
+
+def validate(cfg: TransferConfig) -> None:
+    """Raise ``ValueError`` with one clear line for any inconsistent setting."""
+    if not MIN_SIZE <= cfg.size <= MAX_SIZE:
+        raise ValueError(f"size {cfg.size} is out of range; expected {MIN_SIZE}..{MAX_SIZE} pixels")
+    if cfg.steps < 1:
+        raise ValueError(f"steps must be at least 1, got {cfg.steps}")
+    if not cfg.ratio > 0:
+        raise ValueError(f"ratio (alpha/beta) must be positive, got {cfg.ratio}")
+    if not cfg.style_weight > 0:
+        raise ValueError(f"style weight (beta) must be positive, got {cfg.style_weight}")
+    object.__setattr__(cfg, "content_layers", check_layers(cfg.content_layers, "content layer"))
+    object.__setattr__(cfg, "style_layers", check_layers(cfg.style_layers, "style layer"))
+    if not cfg.style_layers:
+        raise ValueError("at least one style layer is needed")
+    weights = tuple(float(w) for w in cfg.style_layer_weights)
+    object.__setattr__(cfg, "style_layer_weights", weights)
+    if weights and len(weights) != len(cfg.style_layers):
+        raise ValueError(
+            f"{len(weights)} style layer weights given for {len(cfg.style_layers)} style layers"
+        )
+    if any(w < 0 for w in weights):
+        raise ValueError("style layer weights must not be negative")
+    if cfg.tv_weight < 0:
+        raise ValueError(f"tv_weight must not be negative, got {cfg.tv_weight}")
+    _choice(cfg.optimizer, OPTIMIZERS, "optimizer")
+    _choice(cfg.pooling, POOLINGS, "pooling")
+    _choice(cfg.weights, WEIGHT_SOURCES, "weights")
+    _choice(cfg.device, DEVICES, "device")
+    _choice(cfg.precision, PRECISIONS, "precision")
+    _choice(cfg.style_scale, ("content", "own"), "style_scale")
+    pyramid = tuple(int(v) for v in cfg.pyramid)
+    object.__setattr__(cfg, "pyramid", pyramid)
+    if any(v < MIN_SIZE for v in pyramid) or any(b <= a for a, b in zip(pyramid, (*pyramid[1:], cfg.size))):
+        raise ValueError(
+            f"pyramid sizes {', '.join(map(str, pyramid))} must increase, be at least {MIN_SIZE} "
+            f"and stay below size {cfg.size}"
+        )
+    if cfg.pyramid_steps < 0:
+        raise ValueError(f"pyramid_steps must not be negative, got {cfg.pyramid_steps}")
+    if cfg.lbfgs_history < 1:
+        raise ValueError("lbfgs_history must be at least 1")
+    if not cfg.adam_lr > 0:
+        raise ValueError("adam_lr must be positive")
+
+
+PAPER = TransferConfig()
+
+
+def fast_mode() -> bool:
+    """``NST_FAST=1`` shrinks sizes and steps so the notebooks run in seconds (tests, CI)."""
+    return os.environ.get("NST_FAST", "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(TransferConfig) if f.name != "extra")
+
+
+#: Fast mode's caps: small enough that all three notebooks execute in a couple of minutes.
+FAST_SIZE, FAST_STEPS = 64, 8
+
+
+def run_settings(size: int, steps: int) -> tuple[int, int]:
+    """``(size, steps)`` as given, or capped at ``FAST_SIZE``/``FAST_STEPS`` in fast mode."""
+    if fast_mode():
+        return min(size, FAST_SIZE), min(steps, FAST_STEPS)
+    return size, steps

@@ -1,0 +1,109 @@
+"""The losses of Gatys, Ecker & Bethge (CVPR 2016), as pure functions.
+
+Notation (the paper's): a layer ``l`` with ``N_l`` filters has a feature map ``F^l`` of shape
+``N_l x M_l``, ``M_l = height x width``. ``P^l`` is the content image's map, ``A^l`` the style
+image's Gram matrix and ``G^l`` the generated image's.
+
+Every function here uses the paper's normalisation exactly, so ``alpha / beta`` means what it
+means in the paper (given the same network):
+
+* content   ``L_content = 1/2 * sum (F - P)^2``                        (paper eq. 1)
+* style     ``E_l = 1 / (4 N_l^2 M_l^2) * sum (G - A)^2``               (paper eq. 4)
+            ``L_style = sum_l w_l E_l``                                  (paper eq. 5)
+* total     ``L = alpha * L_content + beta * L_style``                   (paper eq. 7)
+
+Total variation is not in the paper; :func:`tv_loss` documents its own scale.
+Inputs may be ``(N, H, W)`` or ``(B, N, H, W)``; a batch is summed over. Every result is a
+float32 (or float64 for float64 inputs) scalar tensor that autograd can differentiate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+
+def _as_batch(features: Tensor) -> Tensor:
+    if features.dim() == 3:
+        return features.unsqueeze(0)
+    if features.dim() != 4:
+        raise ValueError(f"expected features of shape (B, N, H, W) or (N, H, W), got {tuple(features.shape)}")
+    return features
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Gram matrix ``G_ij = sum_k F_ik F_jk`` of a feature map, unnormalised (paper eq. 3).
+
+    ``features`` ``(B, N, H, W)`` or ``(N, H, W)`` gives ``(B, N, N)``. Computed in at least
+    float32 whatever the input dtype, because ``M_l`` can be 262 144 terms at 512 px.
+    """
+    feats = _as_batch(features)
+    if feats.dtype not in (torch.float32, torch.float64):
+        feats = feats.float()
+    flat = feats.flatten(2)  # (B, N, M)
+    with torch.autocast(flat.device.type, enabled=False):
+        return flat @ flat.transpose(1, 2)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Paper eq. 1: ``1/2 * sum (F - P)^2`` over all filters and positions (no mean)."""
+    if features.shape != target.shape:
+        raise ValueError(f"content features {tuple(features.shape)} and target {tuple(target.shape)} differ")
+    return 0.5 * (features - target).pow(2).sum()
+
+
+def style_layer_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """Paper eq. 4: ``E_l = 1 / (4 N_l^2 M_l^2) * sum (G - A)^2`` for one layer.
+
+    ``target_gram`` is ``A^l`` as returned by :func:`gram_matrix` of the style image's features
+    (which may come from an image of another size: ``A`` is normalised by the generated
+    image's ``M_l``, as in the paper, where both images have the same size).
+    """
+    feats = _as_batch(features)
+    _, n, h, w = feats.shape
+    gram = gram_matrix(feats)
+    if gram.shape[-2:] != target_gram.shape[-2:]:
+        raise ValueError(f"Gram matrices {tuple(gram.shape)} and {tuple(target_gram.shape)} differ")
+    m = h * w
+    return (gram - target_gram).pow(2).sum() / (4.0 * n**2 * m**2)
+
+
+def style_loss(
+    features: Mapping[str, Tensor],
+    target_grams: Mapping[str, Tensor],
+    layer_weights: Mapping[str, float],
+) -> Tensor:
+    """Paper eq. 5: ``L_style = sum_l w_l E_l`` over the layers named in ``layer_weights``.
+
+    The paper's Fig. 3 uses ``w_l = 1/5`` on conv1_1 ... conv5_1; a zero weight skips the layer.
+    """
+    if not layer_weights:
+        raise ValueError("style_loss needs at least one style layer")
+    total: Tensor | None = None
+    for name, weight in layer_weights.items():
+        if name not in features or name not in target_grams:
+            raise KeyError(f"style layer {name!r} is missing from the features or the targets")
+        if weight == 0:
+            continue
+        term = weight * style_layer_loss(features[name], target_grams[name])
+        total = term if total is None else total + term
+    if total is None:
+        return next(iter(features.values())).new_zeros(())
+    return total
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Total variation ``sum (x[i+1, j] - x[i, j])^2 + sum (x[i, j+1] - x[i, j])^2``.
+
+    Squared differences between vertical and horizontal neighbours, summed over channels and
+    positions of the ``[0, 1]`` image (no mean, like the paper's losses). Zero for a constant
+    image. Not part of Gatys et al. (2016); Mahendran & Vedaldi (2015) introduced it as an
+    image prior, and it suppresses the high-frequency noise that the style loss leaves.
+    """
+    if image.dim() != 4:
+        raise ValueError(f"expected an image of shape (B, C, H, W), got {tuple(image.shape)}")
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    return dy.pow(2).sum() + dx.pow(2).sum()

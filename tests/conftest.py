@@ -1,0 +1,40 @@
+"""Shared pytest fixtures. Each fixture is a plainly named function; add new ones below."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib import cbook
+from PIL import Image
+
+from nst_utils.features import VGG19Features
+
+PHOTO_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def caffe_vgg() -> VGG19Features:
+    """The default extractor: Caffe VGG-19, max pooling, normalised (built once, ~1 s)."""
+    return VGG19Features("caffe", "max")
+
+
+@pytest.fixture(scope="session")
+def random_vgg() -> VGG19Features:
+    """Seeded random-weight VGG-19: no weight file, deterministic."""
+    return VGG19Features("random", seed=0)
+
+
+@pytest.fixture(scope="session")
+def _photo_session() -> torch.Tensor:
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with Image.open(path) as im:
+        im = im.convert("RGB").resize((PHOTO_SIZE, PHOTO_SIZE), Image.Resampling.BICUBIC)
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+@pytest.fixture
+def photo(_photo_session: torch.Tensor) -> torch.Tensor:
+    """Grace Hopper, float32 ``(1, 3, 64, 64)`` RGB in ``[0, 1]``; a fresh copy per test."""
+    return _photo_session.clone()

@@ -1,0 +1,234 @@
+"""TransferPanel: defaults from the config, settings -> config, runs, live changes, stop, save.
+
+Small and fast: 48-pixel images, a handful of steps, the seeded random-weight VGG-19 (no weight
+file). Live changes are made from inside the run (an observer on the status readout, which
+the panel updates from its step callback) so they land at a known step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+import nst_utils as nst
+from nst_utils.config import INITS, OPTIMIZERS
+from nst_utils.samples import sample_image
+from nst_utils.widgets import TransferPanel
+
+SMALL = nst.PAPER.replace(size=48, steps=4, weights="random")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: these tiny runs are faster so on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def style():
+    return sample_image("mosaic", 64)
+
+
+def _panel(photo, style, **changes) -> TransferPanel:
+    return TransferPanel(photo, style, config=SMALL.replace(**changes), preview_every=1)
+
+
+def _when_step(panel: TransferPanel, step: int, action) -> None:
+    """Call ``action()`` once, from the run's step callback, when the readout reaches ``step``."""
+    done = []
+
+    def on_status(change):
+        if not done and change["new"].startswith(f"running · step {step}/"):
+            done.append(step)
+            action()
+
+    panel.status.observe(on_status, "value")
+
+
+def _wait_for(predicate, timeout=120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_defaults_come_from_paper(photo, style):
+    panel = TransferPanel(photo, style)
+    assert panel.config() == nst.PAPER
+    assert (10 ** panel.ratio_slider.min, 10 ** panel.ratio_slider.max) == pytest.approx(nst.RATIO_RANGE)
+    assert panel.ratio_slider.value == nst.PAPER.ratio
+    assert panel.content_dropdown.value == nst.PAPER.content_layers[0]
+    assert tuple(panel.style_checks) == nst.PAPER_STYLE_LAYERS
+    assert all(box.value for box in panel.style_checks.values())
+    assert [f.value for f in panel.weight_fields.values()] == list(nst.PAPER.layer_weights().values())
+    assert tuple(panel.optimizer_picker.options) == OPTIMIZERS
+    assert tuple(panel.init_picker.options) == INITS
+    assert panel.steps_slider.value == nst.PAPER.steps
+    assert panel.size_picker.value == nst.PAPER.size
+    assert panel.result is None
+    assert bytes(panel.preview.value).startswith(b"\x89PNG")  # the content image until the first run
+
+
+def test_given_config_is_reproduced(photo, style):
+    cfg = SMALL.replace(ratio=3e-4, style_layers=("relu1_1", "relu3_1", "relu5_4"),
+                        style_layer_weights=(0.5, 0.25, 1.0), optimizer="adam", init="content", size=40)
+    panel = TransferPanel(photo, style, config=cfg)
+    assert panel.config() == cfg
+    assert 40 in panel.size_picker.options
+    assert not panel.style_checks["relu2_1"].value
+    assert panel.weight_fields["relu2_1"].disabled
+
+
+def test_config_reflects_widget_changes(photo, style):
+    panel = TransferPanel(photo, style, config=SMALL)
+    panel.ratio_slider.value = 1e-2
+    assert panel.config().ratio == pytest.approx(1e-2)
+    panel.style_checks["relu5_1"].value = False
+    cfg = panel.config()
+    assert cfg.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    assert cfg.style_layer_weights == ()  # still equal weights; the fields show the config's w_l
+    assert panel.weight_fields["relu1_1"].value == pytest.approx(0.25)
+    panel.weight_fields["relu2_1"].value = 0.75
+    assert not panel.equal_weights.value
+    assert panel.config().layer_weights() == pytest.approx(
+        {"relu1_1": 0.25, "relu2_1": 0.75, "relu3_1": 0.25, "relu4_1": 0.25})
+    panel.content_dropdown.value = "relu3_2"
+    panel.steps_slider.value = 7
+    panel.optimizer_picker.value = "adam"
+    panel.init_picker.value = "content"
+    panel.size_picker.value = 64
+    cfg = panel.config()
+    assert (cfg.content_layers, cfg.steps, cfg.optimizer, cfg.init, cfg.size) == (
+        ("relu3_2",), 7, "adam", "content", 64)
+    for box in panel.style_checks.values():
+        box.value = False
+    with pytest.raises(ValueError, match="at least one style layer"):
+        panel.config()
+
+
+def test_run_sync_runs_the_requested_steps(photo, style):
+    panel = _panel(photo, style)
+    result = panel.run_sync()
+    assert result is panel.result
+    assert result.steps == SMALL.steps
+    assert [h.step for h in result.history] == list(range(1, SMALL.steps + 1))
+    assert result.losses()[-1] < result.losses()[0]
+    assert result.stopped is None
+    assert result.config == SMALL
+    assert result.image.shape == (1, 3, 48, 48)
+    assert panel.status.value.startswith(f"done · step {SMALL.steps}/{SMALL.steps} · α/β 0.001 · content ")
+    assert bytes(panel.loss_plot.value).startswith(b"\x89PNG")
+    assert not panel.save_button.disabled and not panel.run_button.disabled and panel.stop_button.disabled
+
+
+def test_ratio_change_during_a_run_restarts_with_the_new_ratio(photo, style):
+    panel = _panel(photo, style, steps=5)
+    _when_step(panel, 2, lambda: setattr(panel.ratio_slider, "value", 1e-2))
+    result = panel.run_sync()
+    assert result.steps == 5
+    assert [(s.first_step, s.steps) for s in panel.segments] == [(1, 2), (3, 3)]
+    assert panel.segments[0].objective.content_weight == pytest.approx(1e-3)
+    assert panel.segments[-1].objective.content_weight == pytest.approx(1e-2)
+    assert result.config.ratio == pytest.approx(1e-2)
+    assert "α/β 0.01 ·" in panel.status.value
+
+
+def test_layer_change_during_a_run_rebuilds_the_targets(photo, style):
+    panel = _panel(photo, style, steps=4, optimizer="adam")
+    _when_step(panel, 2, lambda: setattr(panel.style_checks["relu5_1"], "value", False))
+    result = panel.run_sync()
+    assert result.steps == 4 and len(panel.segments) == 2
+    final = panel.segments[-1].objective
+    assert list(final.style_targets) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    assert final.style_layer_weights == pytest.approx({n: 0.25 for n in final.style_targets})
+
+
+def test_lowering_the_step_slider_during_a_run_stops_early(photo, style):
+    panel = _panel(photo, style, steps=6)
+    _when_step(panel, 2, lambda: setattr(panel.steps_slider, "value", 3))
+    result = panel.run_sync()
+    assert result.steps == 3
+    assert len(panel.segments) == 1
+    assert result.stopped is None
+
+
+def test_background_run_follows_changes_from_another_thread(photo, style):
+    panel = _panel(photo, style, steps=40)
+    panel.start()
+    assert panel.running
+    _wait_for(lambda: len(panel.history) >= 1 or not panel.running)
+    panel.ratio_slider.value = 1e-1  # from this (the "notebook") thread while the run goes on
+    _wait_for(lambda: len(panel.segments) >= 2 or not panel.running)
+    panel.steps_slider.value = 1  # below the current step: ends after the current step
+    result = panel.wait(timeout=120)
+    assert not panel.running
+    assert result is not None and result.stopped is None
+    assert result.steps < 40 and len(panel.segments) == 2
+    assert panel.segments[-1].objective.content_weight == pytest.approx(1e-1)
+
+
+def test_stop_ends_a_background_run_and_keeps_the_result(photo, style):
+    panel = _panel(photo, style, steps=200)
+    panel.start()
+    panel.start()  # a second press while running is ignored
+    _wait_for(lambda: len(panel.history) >= 2 or not panel.running)
+    panel.stop()
+    result = panel.wait(timeout=120)
+    assert not panel.running and result is not None
+    assert result.stopped == "callback"
+    assert 2 <= result.steps < 200
+    assert result.image.shape == (1, 3, 48, 48)
+    assert torch.isfinite(result.image).all() and 0 <= result.image.min() <= result.image.max() <= 1
+    assert panel.status.value.startswith(f"stopped · step {result.steps}/{result.steps} ·")
+    assert not panel.run_button.disabled and panel.stop_button.disabled
+
+
+def test_errors_in_the_background_are_shown_in_the_status(photo, style):
+    panel = _panel(photo, style)
+    for box in panel.style_checks.values():
+        box.value = False
+    panel.start()
+    panel.wait(timeout=60)
+    assert panel.status.value == "error: ValueError: at least one style layer is needed"
+    assert not panel.running and panel.result is None
+
+
+def test_run_sync_refuses_while_running(photo, style):
+    panel = _panel(photo, style, steps=200)
+    panel.start()
+    try:
+        with pytest.raises(RuntimeError, match="already in progress"):
+            panel.run_sync()
+    finally:
+        panel.stop()
+        panel.wait(timeout=120)
+
+
+def test_save_writes_png_with_the_config(photo, style, tmp_path):
+    panel = _panel(photo, style, steps=2)
+    with pytest.raises(RuntimeError, match="nothing to save"):
+        panel.save(tmp_path / "early.png")
+    panel.ratio_slider.value = 1e-4
+    panel.run_sync()
+    out = panel.save(tmp_path / "result.png")
+    meta = nst.read_metadata(out)
+    assert math.isclose(meta["ratio"], 1e-4)
+    assert meta["steps"] == 2 and meta["style_layers"] == list(nst.PAPER_STYLE_LAYERS)
+    assert meta["segments"] == [{
+        "first_step": 1, "steps": 2, "ratio": meta["ratio"], "content_layers": ["relu4_2"],
+        "style_layer_weights": {n: 0.2 for n in nst.PAPER_STYLE_LAYERS}, "optimizer": "lbfgs"}]
+    assert nst.load_image(out).shape == (1, 3, 48, 48)
+
+
+def test_bad_arguments_fail_fast(photo, style):
+    with pytest.raises(ValueError, match="preview_every"):
+        TransferPanel(photo, style, config=SMALL, preview_every=0)
+    with pytest.raises(nst.ImageError):
+        TransferPanel("/nonexistent/content.png", style, config=SMALL)
