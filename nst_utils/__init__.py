@@ -35,6 +35,17 @@ from .recipes import (
 
 __version__ = "0.1.0"
 
+#: Submodules loaded on first use (``nst.widgets`` needs ipywidgets, which only the notebooks need).
+_LAZY_SUBMODULES = ("callbacks", "cli", "memory", "normalisation", "plotting", "samples", "widgets")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "LAYERS", "LAYER_CHANNELS", "LAYER_INDEX", "PAPER",
     "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS", "RATIO_RANGE", "ImageError", "OptimizeResult", "StepInfo",

@@ -123,8 +123,10 @@ def load_image(
     """
     from .samples import resolve_image_source
 
-    source = resolve_image_source(source)
-    name = _describe(source)
+    resolved = resolve_image_source(source)
+    # A sample is named as the user wrote it ("hopper"), not as the PIL image it resolves to.
+    name = str(source) if resolved is not source else _describe(source)
+    source = resolved
     image = source if isinstance(source, Image.Image) else _open(Path(source))
     image = ImageOps.exif_transpose(image) or image
     if min(image.size) < MIN_SIZE:
@@ -154,12 +156,13 @@ def check_size(size: int | tuple[int, int], name: str = "size") -> None:
 
 def to_display(image: Tensor) -> np.ndarray:
     """Denormalise/clip for display: ``(1, 3, H, W)`` or ``(3, H, W)`` -> float ``H x W x 3`` in [0, 1]."""
+    shape = tuple(image.shape)  # reported as given, before dropping the batch dimension
     if image.dim() == 4:
         if image.shape[0] != 1:
             raise ValueError(f"expected a single image, got a batch of {image.shape[0]}")
         image = image[0]
     if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected an image of shape (1, 3, H, W), got {tuple(image.shape)}")
+        raise ValueError(f"expected an image of shape (1, 3, H, W), got {shape}")
     return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 

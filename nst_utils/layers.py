@@ -72,7 +72,10 @@ def check_layers(layers: Iterable[str], what: str = "layer") -> tuple[str, ...]:
 
 
 def deepest(layers: Sequence[str]) -> str:
-    """The layer furthest into the network: the forward pass can stop there."""
+    """The layer furthest into the network: the forward pass can stop there.
+
+    A name may appear more than once (a layer used for both content and style).
+    """
     if not layers:
         raise ValueError("no layers requested")
-    return max(check_layers(layers), key=LAYER_INDEX.__getitem__)
+    return max(check_layers(dict.fromkeys(layers)), key=LAYER_INDEX.__getitem__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from .config import PAPER, TransferConfig
+from .config import PAPER, TransferConfig, fast_mode
 from .features import VGG19Features
 from .images import ImageSource, load_image, resize
 from .layers import check_layers, deepest
@@ -46,13 +46,18 @@ def native_bfloat16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (None means plain float32)."""
+    """The autocast dtype for ``precision`` (None means plain float32).
+
+    ``"auto"`` is bfloat16 where the hardware runs it natively, else float32; in fast mode
+    (``NST_FAST=1``: the notebooks' regression tests) it is always float32, so the numbers
+    those tests compare do not depend on the machine's instruction set.
+    """
     if precision == "float32":
         return None
     if precision == "bfloat16":
         return torch.bfloat16
     if precision == "auto":
-        return torch.bfloat16 if native_bfloat16(device) else None
+        return torch.bfloat16 if native_bfloat16(device) and not fast_mode() else None
     raise ValueError(f"unknown precision {precision!r}; expected one of auto, float32, bfloat16")
 
 

@@ -14,6 +14,7 @@ slider at every step, so it can be raised or lowered during a run.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import threading
@@ -33,7 +34,7 @@ from .config import INITS, OPTIMIZERS, PAPER, PAPER_STYLE_LAYERS, RATIO_RANGE, T
 from .features import VGG19Features
 from .images import ImageSource, save_image, to_pil
 from .layers import LAYERS, deepest
-from .optimize import StepInfo, optimize
+from .optimize import OptimizeResult, StepInfo, optimize
 from .recipes import (
     StyleTransferObjective,
     TransferResult,
@@ -57,6 +58,7 @@ class Segment:
     first_step: int
     config: TransferConfig
     objective: StyleTransferObjective
+    planned: int
     steps: int = 0
     evaluations: int = 0
     stopped: str | None = None
@@ -154,6 +156,7 @@ class TransferPanel(widgets.VBox):
         self._build_outputs()
         super().__init__([self._layout()])
         self._show_initial(cfg)
+        self._watch_settings()
 
     # ---- widgets -------------------------------------------------------------------------------
 
@@ -199,6 +202,11 @@ class TransferPanel(widgets.VBox):
             self.style_checks[name].observe(self._sync_weights, "value")
             self.weight_fields[name].observe(self._weight_edited, "value")
         self._sync_weights()
+
+    def _watch_settings(self) -> None:
+        """Refresh the size and memory readout when a setting it depends on changes."""
+        for widget in (self.size_picker, self.optimizer_picker, self.content_dropdown, *self.style_checks.values()):
+            widget.observe(self._settings_changed, "value")
 
     def _build_outputs(self) -> None:
         self.preview = widgets.Image(format="png", layout=widgets.Layout(min_width="128px"))
@@ -269,14 +277,14 @@ class TransferPanel(widgets.VBox):
     # ---- package calls -------------------------------------------------------------------------
 
     def _extractor(self, cfg: TransferConfig, device: torch.device) -> VGG19Features:
-        """Cached while the deepest layer, weights, pooling, device and precision stay the same."""
+        """Cached while weights, pooling, device and precision stay the same and it reaches deep enough."""
         last = deepest([*cfg.content_layers, *cfg.style_layers])
-        key = (last, cfg.weights, cfg.pooling, str(device), cfg.precision, cfg.seed)
-        if key not in self._extractors:
-            self._extractors.clear()  # one network at a time (memory)
-            self._extractors[key] = make_extractor(
+        key = (cfg.weights, cfg.pooling, str(device), cfg.precision, cfg.seed)
+        cached = self._extractors.get(key)
+        if cached is None or last not in cached.layer_names:
+            self._extractors = {key: make_extractor(  # one network at a time (memory)
                 [last], weights=cfg.weights, pooling=cfg.pooling, device=device,
-                precision=cfg.precision, seed=cfg.seed)
+                precision=cfg.precision, seed=cfg.seed)}
         return self._extractors[key]
 
     def _images(self, cfg: TransferConfig, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -324,6 +332,7 @@ class TransferPanel(widgets.VBox):
 
     @property
     def running(self) -> bool:
+        """Whether a run (background or :meth:`run_sync`) is in progress."""
         return self._lock.locked()
 
     def run_sync(self) -> TransferResult:
@@ -333,6 +342,9 @@ class TransferPanel(widgets.VBox):
         try:
             self._stop.clear()
             return self._run()
+        except Exception as err:
+            self.status.value = f"error: {type(err).__name__}: {err}"
+            raise
         finally:
             self._set_running(False)
             self._lock.release()
@@ -359,24 +371,33 @@ class TransferPanel(widgets.VBox):
         self.status.value = "starting …"
         content, style = self._images(cfg, device)
         self._show_info(cfg, device, content)
-        image = initial_image(cfg.init, content=content, style=style, seed=cfg.seed, device=device)
-        self.segments, self.history = [], []
-        self._t0, self._current = time.perf_counter(), image
+        self.segments, self.history, self._t0 = [], [], time.perf_counter()
+        self._current = initial_image(cfg.init, content=content, style=style, seed=cfg.seed, device=device)
         cache: dict[str, dict] = {"content": {}, "style": {}}
-        last = None
-        while not self._stop.is_set() and len(self.history) < self.steps_slider.value:
+        last: OptimizeResult | None = None
+        while len(self.history) < self.steps_slider.value and not self._stop.is_set():
             cfg = self._live_config(cfg)
-            segment = Segment(len(self.history) + 1, cfg, self._objective(cfg, device, cache))
-            self.segments.append(segment)
-            last = optimize(
-                segment.objective, self._current, steps=self.steps_slider.value - len(self.history),
-                optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, adam_lr=cfg.adam_lr,
-                callbacks=[lambda info, seg=segment: self._on_step(seg, info), self._stop],
-            )
-            segment.steps, segment.evaluations, segment.stopped = last.steps, last.evaluations, last.stopped
+            last = self._run_segment(cfg, device, cache)
+            if last.stopped == "interrupted":  # Ctrl-C (kernel interrupt) ends the run, not the segment
+                break
+            if last.stopped is None and last.steps < self.segments[-1].planned:
+                break  # L-BFGS-B ended early (converged, or its line search failed): a restart won't help
         self.result = self._finish(cfg, last, content, style)
         self._show_final(self.result)
         return self.result
+
+    def _run_segment(self, cfg: TransferConfig, device: torch.device, cache: dict[str, dict]) -> OptimizeResult:
+        """One call of the loop from the current image, up to the step slider's count."""
+        planned = self.steps_slider.value - len(self.history)
+        segment = Segment(len(self.history) + 1, cfg, self._objective(cfg, device, cache), planned)
+        self.segments.append(segment)
+        out = optimize(
+            segment.objective, self._current, steps=planned, optimizer=cfg.optimizer,
+            lbfgs_history=cfg.lbfgs_history, adam_lr=cfg.adam_lr,
+            callbacks=[functools.partial(self._on_step, segment), self._stop],
+        )
+        segment.steps, segment.evaluations, segment.stopped = out.steps, out.evaluations, out.stopped
+        return out
 
     def _on_step(self, segment: Segment, info: StepInfo) -> bool:
         """Record the step (numbered across restarts), preview it, and decide whether to stop."""
@@ -386,13 +407,17 @@ class TransferPanel(widgets.VBox):
         total = self.steps_slider.value
         if info.step == 1 or info.step % self.preview_every == 0 or info.step >= total:
             self._show_progress(info, segment.config, total)
-        if info.step >= total:
-            return True  # the step slider was lowered
+        if total <= info.step < segment.first_step + segment.planned - 1:
+            return True  # the step slider was lowered below the segment's end
         return _restart_key(self._live_config(segment.config)) != _restart_key(segment.config)
 
-    def _finish(self, cfg: TransferConfig, last: Any, content: Tensor, style: Tensor) -> TransferResult:
+    def _finish(
+        self, cfg: TransferConfig, last: OptimizeResult | None, content: Tensor, style: Tensor
+    ) -> TransferResult:
         steps = max(1, len(self.history))
         stopped = "callback" if self._stop.is_set() else None
+        if last is not None and last.stopped == "interrupted":
+            stopped = "interrupted"
         if last is None:  # stopped before the first step
             return TransferResult(image=self._current, history=[], best_total=math.inf, stopped=stopped,
                                   config=cfg.replace(steps=steps), content=content, style=style)
@@ -411,10 +436,21 @@ class TransferPanel(widgets.VBox):
         self.loss_plot.value = loss_curve_png([], total=cfg.steps)
         self._show_info(cfg, resolve_device(cfg.device), content)
 
-    def _show_info(self, cfg: TransferConfig, device: torch.device, content: Tensor) -> None:
-        h, w = content.shape[-2:]
-        text = f"device {device} · {w}×{h} px · {cfg.weights} VGG-19, {cfg.pooling} pooling · {cfg.precision}"
-        self.info.value = text + _memory_text(cfg)
+    def _show_info(self, cfg: TransferConfig, device: torch.device, content: Tensor | None = None) -> None:
+        """Device, size and (when the package can estimate it) peak memory; the exact size once loaded."""
+        shape = None if content is None else (int(content.shape[-2]), int(content.shape[-1]))
+        size = f"{cfg.size} px longest side" if shape is None else f"{shape[1]}×{shape[0]} px"
+        text = f"device {device} · {size} · {cfg.weights} VGG-19, {cfg.pooling} pooling · {cfg.precision}"
+        self.info.value = text + _memory_text(cfg, shape, device)
+
+    def _settings_changed(self, _change: Any) -> None:
+        if self.running:
+            return  # the run shows its own size and device
+        try:
+            cfg = self.config()
+        except ValueError:
+            return
+        self._show_info(cfg, resolve_device(cfg.device))
 
     def _readout(self, state: str, info: StepInfo, cfg: TransferConfig, total: int) -> str:
         terms = " · ".join(f"{name} {value:.3g}" for name, value in info.losses.items())
@@ -431,10 +467,11 @@ class TransferPanel(widgets.VBox):
         if not self.history:
             self.status.value = "stopped before the first step"
             return
+        total = max(len(self.history), self.steps_slider.value)
         restarts = [s.first_step for s in self.segments[1:]]
-        self.loss_plot.value = loss_curve_png(self.history, restarts, len(self.history))
+        self.loss_plot.value = loss_curve_png(self.history, restarts, total)
         state = "stopped" if result.stopped else "done"
-        self.status.value = self._readout(state, self.history[-1], result.config, len(self.history)) + self._note
+        self.status.value = self._readout(state, self.history[-1], result.config, total) + self._note
 
     # ---- saving --------------------------------------------------------------------------------
 
@@ -460,14 +497,16 @@ def _segment_dict(segment: Segment) -> Mapping[str, Any]:
             "optimizer": cfg.optimizer}
 
 
-def _memory_text(cfg: TransferConfig) -> str:
-    """`` · est. peak memory …`` when the package can estimate it (optional module)."""
+def _memory_text(cfg: TransferConfig, shape: tuple[int, int] | None, device: torch.device) -> str:
+    """`` · est. peak memory …`` when the package can estimate it (an optional module)."""
     try:
         from .memory import estimate_peak_memory  # type: ignore[import-not-found]
     except ImportError:
         return ""
     try:
-        estimate = estimate_peak_memory(cfg)
+        estimate = estimate_peak_memory(
+            shape or cfg.size, content_layers=cfg.content_layers, style_layers=cfg.style_layers,
+            optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, precision=cfg.precision, device=device)
     except Exception:  # noqa: BLE001 (an optional readout must never break the panel)
         return ""
     if isinstance(estimate, (int, float)):

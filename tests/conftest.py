@@ -38,3 +38,20 @@ def _photo_session() -> torch.Tensor:
 def photo(_photo_session: torch.Tensor) -> torch.Tensor:
     """Grace Hopper, float32 ``(1, 3, 64, 64)`` RGB in ``[0, 1]``; a fresh copy per test."""
     return _photo_session.clone()
+
+
+@pytest.fixture(scope="session")
+def paper_extractor() -> VGG19Features:
+    """The paper's setting as the recipes build it: Caffe weights, average pooling, up to relu5_1."""
+    from nst_utils.config import PAPER
+    from nst_utils.recipes import make_extractor
+
+    return make_extractor([*PAPER.content_layers, *PAPER.style_layers], device="cpu")
+
+
+@pytest.fixture(scope="session")
+def small_random_extractor() -> VGG19Features:
+    """Seeded random-weight VGG-19 truncated after relu2_1: the cheapest extractor for plumbing tests."""
+    from nst_utils.recipes import make_extractor
+
+    return make_extractor(["relu2_1"], weights="random", device="cpu")

@@ -159,6 +159,19 @@ def test_lowering_the_step_slider_during_a_run_stops_early(photo, style):
     assert result.stopped is None
 
 
+def test_a_kernel_interrupt_ends_the_run_instead_of_restarting_it(photo, style):
+    panel = _panel(photo, style, steps=6)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    _when_step(panel, 2, interrupt)
+    result = panel.run_sync()
+    assert result.stopped == "interrupted"
+    assert result.steps == 2 and len(panel.segments) == 1
+    assert panel.status.value.startswith("stopped · step 2/6 ·")
+
+
 def test_background_run_follows_changes_from_another_thread(photo, style):
     panel = _panel(photo, style, steps=40)
     panel.start()
@@ -186,7 +199,7 @@ def test_stop_ends_a_background_run_and_keeps_the_result(photo, style):
     assert 2 <= result.steps < 200
     assert result.image.shape == (1, 3, 48, 48)
     assert torch.isfinite(result.image).all() and 0 <= result.image.min() <= result.image.max() <= 1
-    assert panel.status.value.startswith(f"stopped · step {result.steps}/{result.steps} ·")
+    assert panel.status.value.startswith(f"stopped · step {result.steps}/200 ·")
     assert not panel.run_button.disabled and panel.stop_button.disabled
 
 
@@ -225,6 +238,20 @@ def test_save_writes_png_with_the_config(photo, style, tmp_path):
         "first_step": 1, "steps": 2, "ratio": meta["ratio"], "content_layers": ["relu4_2"],
         "style_layer_weights": {n: 0.2 for n in nst.PAPER_STYLE_LAYERS}, "optimizer": "lbfgs"}]
     assert nst.load_image(out).shape == (1, 3, 48, 48)
+
+
+def test_info_shows_device_size_and_memory(photo, style):
+    panel = TransferPanel(photo, style, config=SMALL)
+    assert panel.info.value.startswith("device cpu · 48×48 px · random VGG-19, avg pooling · float32")
+    try:
+        from nst_utils.memory import estimate_peak_memory  # noqa: F401 (optional module)
+    except ImportError:
+        return
+    before = panel.info.value
+    assert " · est. peak memory " in before
+    panel.size_picker.value = 512
+    assert panel.info.value.startswith("device cpu · 512 px longest side ·")
+    assert panel.info.value != before
 
 
 def test_bad_arguments_fail_fast(photo, style):

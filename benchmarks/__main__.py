@@ -1,0 +1,142 @@
+"""``python -m benchmarks``: nst_utils against the naive reference, one process per configuration.
+
+Examples::
+
+    python -m benchmarks                                   # 128, 256, 512 px; results.md
+    python -m benchmarks --sizes 128,256 --steps 5 --quality-steps 50
+    python -m benchmarks --quality-steps 300               # the full protocol (512 px: ~1 h on a laptop CPU)
+    python -m benchmarks --memory-only --sizes 128,256,512,1024   # memory_calibration.json
+
+Per size the parent runs the reference first (its best loss over ``--quality-steps`` steps is the
+quality threshold), then ``nst_utils`` once per precision, each in a fresh process, and finally
+writes the markdown table (and the raw JSON next to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import nst_utils as nst
+from nst_utils.config import PRECISIONS
+from nst_utils.recipes import resolve_device, resolve_precision
+
+from . import flops, machine, report
+from .memory_calibration import CALIBRATION_FILE, calibrate, run_child, write_calibration
+
+HERE = Path(__file__).resolve().parent
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}") from None
+    if not sizes or min(sizes) < 32:
+        raise argparse.ArgumentTypeError("sizes must be at least 32 pixels")
+    return sizes
+
+
+def _precisions(text: str) -> list[str]:
+    names = [nst.PAPER.precision if p.strip() == "default" else p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if name not in PRECISIONS:
+            raise argparse.ArgumentTypeError(
+                f"unknown precision {name!r}; expected default or one of {', '.join(PRECISIONS)}")
+    return list(dict.fromkeys(names))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=_sizes, default=[128, 256, 512], help="image sides (128,256,512)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per run (%(default)s)")
+    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the median (%(default)s)")
+    p.add_argument("--quality-steps", type=int, default=100,
+                   help="reference steps that set the quality threshold; 0 skips it (%(default)s; paper-like: 300)")
+    p.add_argument("--quality-cap", type=float, default=2.0,
+                   help="nst_utils gives up after this many times --quality-steps (%(default)s)")
+    p.add_argument("--precisions", type=_precisions, default=_precisions("default,auto,float32"),
+                   help="nst_utils precisions; 'default' is nst.PAPER's (default,auto,float32)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--impl", default="naive,nst", help="implementations to run (naive,nst)")
+    p.add_argument("--out", type=Path, default=HERE / "results.md", help="markdown output (%(default)s)")
+    p.add_argument("--memory-only", action="store_true",
+                   help=f"measure nst.transfer's peak memory per size and write {CALIBRATION_FILE.name}")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per child process")
+    return p
+
+
+def measure_throughput(device: torch.device) -> dict[str, float]:
+    out = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        out[f"conv {name}"] = flops.conv_throughput(dtype, device)
+        out[f"matmul {name}"] = flops.matmul_throughput(dtype, device)
+    return out
+
+
+def floors_for(sizes: list[int], throughput: dict[str, float]) -> dict[int, dict[str, float]]:
+    cfg = nst.PAPER
+    out = {}
+    for size in sizes:
+        total = flops.evaluation_flops(size, cfg.content_layers, cfg.style_layers)["total"]
+        out[size] = {dtype: total / throughput[f"conv {dtype}"] for dtype in ("float32", "bfloat16")}
+    return out
+
+
+def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    impls = {part.strip() for part in args.impl.split(",")}
+    # Precisions that resolve to the same dtype on this device run once, under the first name.
+    runs: dict[str, str] = {}
+    for precision in args.precisions:
+        dtype = str(resolve_precision(precision, device) or torch.float32)
+        runs.setdefault(dtype, precision)
+    rows = []
+    for size in args.sizes:
+        base = {"size": size, "steps": args.steps, "warmup": args.warmup, "device": device.type}
+        threshold = None
+        if "naive" in impls:
+            row = run_child({**base, "impl": "naive", "quality_steps": args.quality_steps}, args.timeout)
+            threshold = row["threshold"]
+            rows.append(row)
+            print(f"{size} px naive: {row['s_per_step']:.3f} s/step", file=sys.stderr)
+        if "nst" in impls:
+            for precision in runs.values():
+                spec = {**base, "impl": "nst", "precision": precision, "threshold": threshold,
+                        "max_steps": int(args.quality_cap * args.quality_steps)}
+                row = run_child(spec, args.timeout)
+                rows.append(row)
+                print(f"{size} px nst {precision}: {row['s_per_step']:.3f} s/step", file=sys.stderr)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    info = machine.describe(device)
+    if args.memory_only:
+        rows = calibrate(args.sizes, device=device.type)
+        write_calibration(rows, info)
+        for row in rows:
+            print(f"{row['size']:5d} px: measured {row['peak_bytes'] / 2**20:.0f} MiB, "
+                  f"estimated {row['estimate_bytes'] / 2**20:.0f} MiB ({row['error']:+.1%})")
+        return 0
+    throughput = measure_throughput(device)
+    rows = run_benchmark(args, device)
+    settings = {"paper layers": f"content {', '.join(nst.PAPER.content_layers)}; style "
+                f"{', '.join(nst.PAPER.style_layers)}", "timed steps": args.steps, "warm-up": args.warmup,
+                "quality steps": args.quality_steps, "nst_utils cap": f"{args.quality_cap:g}x quality steps"}
+    notes = [f"load average at the end {[round(x, 2) for x in __import__('os').getloadavg()]}"]
+    text = report.document(rows, floors_for(args.sizes, throughput), info, throughput, settings, notes)
+    print(text)
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"machine": info, "throughput": throughput, "settings": settings, "runs": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

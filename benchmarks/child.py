@@ -1,0 +1,180 @@
+"""One measured run per process: ``python -m benchmarks.child '<json spec>'`` prints one JSON line.
+
+Peak RSS is a process high-water mark, so each (implementation, size, precision) runs in a
+fresh process; the parent (:mod:`benchmarks.__main__`) collects the JSON lines.
+
+Spec keys: ``impl`` (``"nst"``, ``"naive"`` or ``"memory"``), ``size``, ``steps`` (timed steps),
+``warmup`` (steps left out of the median), ``precision`` (nst only), ``device``,
+``quality_steps`` (naive: steps whose best loss becomes the quality threshold), ``threshold``
+and ``max_steps`` (nst: keep going until the judged loss is at or below ``threshold``).
+
+Time per step excludes the judge (a float32 evaluation of ``nst_utils``' objective, only needed
+for reduced-precision runs; a float32 run's own loss *is* the judge's value). Times start when
+the optimisation starts: building the network and the targets is reported as ``setup_s``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import nst_utils as nst
+from nst_utils.images import load_image
+from nst_utils.recipes import build_objective, make_extractor, resolve_device, resolve_precision
+
+from . import naive
+
+CONTENT, STYLE = "hopper", "swirls"
+
+
+def bench_images(size: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """The content and style images, square ``size`` x ``size`` (the FLOP count assumes a square)."""
+    return load_image(CONTENT, (size, size), device=device), load_image(STYLE, (size, size), device=device)
+
+
+def bench_config(size: int, steps: int, precision: str | None = None, device: str = "cpu") -> nst.TransferConfig:
+    """The paper's settings (``nst.PAPER``) at ``size`` for ``steps``; precision as given or the default."""
+    return nst.PAPER.replace(size=size, steps=steps, device=device,
+                             precision=precision or nst.PAPER.precision)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """``max_memory_allocated`` on CUDA, else this process's peak RSS (KiB on Linux)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_step(times: list[float], warmup: int) -> float | None:
+    steps = [b - a for a, b in zip([0.0, *times], times)][warmup:]
+    return statistics.median(steps) if steps else None
+
+
+def _time_to(times: list[float], losses: list[float], threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
+    return next((t for t, value in zip(times, losses) if value <= threshold), None)
+
+
+def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
+    """``nst.transfer`` with the paper's defaults (L-BFGS-B, history 20) at ``spec["size"]``."""
+    device = resolve_device(spec.get("device", "cpu"))
+    threshold, steps = spec.get("threshold"), int(spec["steps"])
+    max_steps = max(steps, int(spec.get("max_steps") or steps)) if threshold is not None else steps
+    cfg = bench_config(int(spec["size"]), max_steps, spec.get("precision"), device.type)
+    t0 = time.perf_counter()
+    content, style = bench_images(cfg.size, device)
+    extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights,
+                               pooling=cfg.pooling, device=device, precision=cfg.precision)
+    judge = None
+    if extractor.autocast_dtype is not None:  # a float32 view of the same network judges quality
+        judge_extractor = copy.copy(extractor)
+        judge_extractor.autocast_dtype = None
+        judge = build_objective(cfg, judge_extractor, content, style)
+    setup = time.perf_counter() - t0
+    times: list[float] = []
+    losses: list[float] = []
+    judged = [0.0]
+
+    def record(info: nst.StepInfo) -> bool:
+        _sync(device)
+        times.append(info.elapsed - judged[0])
+        if judge is None:
+            losses.append(info.total)
+        else:
+            start = time.perf_counter()
+            with torch.no_grad():
+                losses.append(float(sum(judge(info.image).values())))
+            judged[0] += time.perf_counter() - start
+        done_timing = len(times) >= steps
+        return done_timing and (threshold is None or losses[-1] <= threshold)
+
+    result = nst.transfer(content, style, cfg, extractor=extractor, callbacks=[record])
+    return {
+        "impl": "nst", "precision": cfg.precision,
+        "dtype": str(resolve_precision(cfg.precision, device) or torch.float32).replace("torch.", ""),
+        "size": cfg.size, "setup_s": setup, "steps_run": len(times), "evaluations": result.evaluations,
+        "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))),
+        "evals_per_step": result.evaluations / max(len(times), 1),
+        "final_loss": losses[-1] if losses else None, "best_loss": min(losses, default=None),
+        "threshold": threshold, "time_to_quality_s": _time_to(times, losses, threshold),
+        "peak_bytes": peak_memory_bytes(device), "device": device.type,
+    }
+
+
+def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
+    """The tutorial-style reference (:mod:`.naive`) on the same images, weights and layers."""
+    device = resolve_device(spec.get("device", "cpu"))
+    steps, quality = int(spec["steps"]), int(spec.get("quality_steps") or 0)
+    cfg = bench_config(int(spec["size"]), max(steps, quality), "float32", device.type)
+    t0 = time.perf_counter()
+    content, style = bench_images(cfg.size, device)
+    model, content_losses, style_losses = naive.build_model(
+        content, style, cfg.content_layers, cfg.style_layers, cfg.pooling)
+    model.to(device)
+    image = nst.initial_image(cfg.init, content=content, seed=cfg.seed, device=device)
+    setup = time.perf_counter() - t0
+    times: list[float] = []
+    losses: list[float] = []
+    start = time.perf_counter()
+
+    def record(count: int, loss: float) -> bool:
+        _sync(device)
+        times.append(time.perf_counter() - start)
+        losses.append(loss)
+        return False
+
+    naive.run_style_transfer(model, content_losses, style_losses, image, steps=cfg.steps,
+                             content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+                             on_evaluation=record)
+    threshold = min(losses[:quality]) if quality else None
+    return {
+        "impl": "naive", "precision": "float32", "dtype": "float32", "size": cfg.size, "setup_s": setup,
+        "steps_run": len(times), "evaluations": len(times), "first_loss": losses[0] if losses else None,
+        "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))), "evals_per_step": 1.0,
+        "final_loss": losses[-1] if losses else None, "best_loss": min(losses, default=None),
+        "threshold": threshold, "quality_steps": quality,
+        "time_to_quality_s": _time_to(times, losses, threshold),
+        "peak_bytes": peak_memory_bytes(device), "device": device.type,
+    }
+
+
+def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory of a plain ``nst.transfer`` run (extractor built inside) for calibration."""
+    device = resolve_device(spec.get("device", "cpu"))
+    cfg = bench_config(int(spec["size"]), int(spec["steps"]), spec.get("precision"), device.type)
+    cfg = cfg.replace(lbfgs_history=int(spec.get("lbfgs_history", cfg.lbfgs_history)),
+                      optimizer=spec.get("optimizer", cfg.optimizer))
+    content, style = bench_images(cfg.size, device)
+    nst.transfer(content, style, cfg)
+    return {"impl": "memory", "size": cfg.size, "steps": cfg.steps, "precision": cfg.precision,
+            "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history,
+            "peak_bytes": peak_memory_bytes(device), "device": device.type}
+
+
+RUNNERS = {"nst": run_nst, "naive": run_naive, "memory": run_memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(args[0])
+    result = RUNNERS[spec["impl"]](spec)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

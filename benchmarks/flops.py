@@ -1,0 +1,89 @@
+"""The FLOP floor: analytic FLOPs of one evaluation over this machine's measured throughput.
+
+One evaluation of the style-transfer objective is a forward pass through the layers up to the
+deepest one used and a backward pass **to the image only**: the weights are frozen, so no
+weight gradient is computed. Counted (multiply-add = 2 FLOPs; element-wise work, which is
+memory-bound, is left out):
+
+* each 3x3 convolution up to the deepest layer, forward: ``2 * 9 * C_in * C_out * H_l * W_l``;
+* its backward to its input: a transposed convolution with the same count. This holds for
+  conv1_1 as well, because its input *is* the (preprocessed) image whose gradient we need;
+  so the backward costs 1x the forward, not the 2x of training (which adds weight gradients);
+* each Gram matrix ``F F^T`` (``N x M`` by ``M x N``): ``2 N^2 M`` forward and ``2 N^2 M``
+  backward (``dF = (dG + dG^T) F``).
+
+The floor in seconds per evaluation is this count over the throughput this machine reaches on
+a large 3x3 convolution (256 -> 256 channels at 128 x 128, channels-last), measured in the same
+run, in float32 and under bfloat16 autocast. An L-BFGS-B step costs 1.0-1.3 evaluations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from nst_utils.layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
+
+
+def evaluation_flops(
+    size: int | tuple[int, int], content_layers: Iterable[str], style_layers: Iterable[str]
+) -> dict[str, float]:
+    """FLOPs of one forward + image-gradient backward, split into conv and Gram parts."""
+    h, w = (size, size) if isinstance(size, int) else size
+    style_layers = tuple(style_layers)
+    last = max(LAYER_INDEX[name] for name in (*content_layers, *style_layers))
+    conv, c_in = 0.0, 3
+    for name in LAYERS[: last + 1]:
+        if name.startswith("conv"):
+            s = LAYER_STRIDE[name]
+            c_out = LAYER_CHANNELS[name]
+            conv += 2 * 9 * c_in * c_out * (h // s) * (w // s)
+            c_in = c_out
+    gram = sum(
+        2 * LAYER_CHANNELS[n] ** 2 * (h // LAYER_STRIDE[n]) * (w // LAYER_STRIDE[n])
+        for n in style_layers
+    )
+    return {"conv_forward": conv, "conv_backward": conv, "gram": 2.0 * gram, "total": 2 * conv + 2.0 * gram}
+
+
+def conv_throughput(dtype: torch.dtype, device: torch.device, repeats: int = 3) -> float:
+    """FLOP/s of a 3x3 convolution 256 -> 256 at 128 x 128 (best of ``repeats``)."""
+    gen = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(256, 256, 3, padding=1).to(device).requires_grad_(False)
+    x = torch.randn(1, 256, 128, 128, generator=gen).to(device)
+    if device.type == "cpu":
+        conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    flops = 2 * 9 * 256 * 256 * 128 * 128
+    best = float("inf")
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        for i in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            conv(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:  # the first call creates the kernels' plans
+                best = min(best, time.perf_counter() - start)
+    return flops / best
+
+
+def matmul_throughput(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 3) -> float:
+    """FLOP/s of an ``n x n`` matrix product in ``dtype`` (best of ``repeats``)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best

@@ -1,0 +1,58 @@
+"""Peak memory of real ``nst.transfer`` runs, one fresh process per size, against the estimate.
+
+``python -m benchmarks --memory-only --sizes 128,256,512,1024`` writes
+``benchmarks/memory_calibration.json``; ``tests/test_memory.py`` checks ``nst_utils.memory``'s
+estimate against the 512 and 1024 px entries there (and measures 128 and 256 px itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CALIBRATION_FILE = Path(__file__).with_name("memory_calibration.json")
+
+
+def run_child(spec: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    """Run :mod:`benchmarks.child` with ``spec`` in a fresh interpreter; its JSON result."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.child", json.dumps(spec)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"benchmark child {spec} failed ({proc.returncode}): {tail[0]}")
+    return json.loads(lines[-1])
+
+
+def measure_peak(size: int, *, steps: int = 2, device: str = "cpu", **options: Any) -> dict[str, Any]:
+    """Peak RSS (CPU) or ``max_memory_allocated`` (CUDA) of ``nst.transfer`` at ``size`` px."""
+    return run_child({"impl": "memory", "size": size, "steps": steps, "device": device, **options})
+
+
+def calibrate(sizes: Iterable[int], *, steps: int = 2, device: str = "cpu") -> list[dict[str, Any]]:
+    """Measure each size in its own process and add the current estimate and its error."""
+    import torch
+
+    from nst_utils.memory import estimate_peak_memory
+
+    rows = []
+    for size in sizes:
+        row = measure_peak(size, steps=steps, device=device)
+        estimate = estimate_peak_memory(size, device=torch.device(row["device"]))
+        row.update(estimate_bytes=estimate, error=estimate / row["peak_bytes"] - 1)
+        rows.append(row)
+    return rows
+
+
+def write_calibration(rows: list[dict[str, Any]], machine: dict[str, Any], path: Path = CALIBRATION_FILE) -> None:
+    path.write_text(json.dumps({"machine": machine, "runs": rows}, indent=2) + "\n")

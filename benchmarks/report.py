@@ -1,0 +1,78 @@
+"""The markdown table: one row per (size, implementation, precision), then the machine and notes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+MIB = 2**20
+
+
+def _fmt(value: float | None, spec: str, missing: str = "–") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _quality(row: Mapping[str, Any]) -> str:
+    if row.get("threshold") is None:
+        return "–"
+    t = row.get("time_to_quality_s")
+    if t is None:
+        return f"not reached in {row['steps_run']} steps"
+    return f"{t:.1f}"
+
+
+def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, float]]) -> str:
+    """Rows of child results as a markdown table; ``floors[size][dtype]`` in s/evaluation."""
+    head = ("| size | implementation | precision | s/step (median) | evals/step | floor s/eval | "
+            "step / floor | peak memory MiB | time to quality s | loss at end |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        name = "nst_utils" if row["impl"] == "nst" else "naive reference"
+        floor = floors.get(row["size"], {}).get(row["dtype"])
+        ratio = row["s_per_step"] / floor if floor and row.get("s_per_step") else None
+        lines.append(
+            f"| {row['size']} | {name} | {row['precision']} ({row['dtype']}) | {_fmt(row.get('s_per_step'), '.3f')} | "
+            f"{row['evals_per_step']:.2f} | {_fmt(floor, '.3f')} | {_fmt(ratio, '.1f')}x | "
+            f"{row['peak_bytes'] / MIB:.0f} | {_quality(row)} | {_fmt(row.get('final_loss'), '.4g')} |"
+        )
+    return "\n".join(lines)
+
+
+def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, float]],
+             machine: Mapping[str, Any], throughput: Mapping[str, float], settings: Mapping[str, Any],
+             notes: Sequence[str] = ()) -> str:
+    """The whole ``results.md``: title, machine, settings, table, throughput, protocol notes."""
+    bf16 = "yes" if machine.get("bf16_native") else "no (emulated: slower than float32)"
+    where = machine.get("gpu") or machine["cpu"]
+    parts = [
+        "# nst_utils benchmark",
+        "",
+        (f"Machine: {where}; {machine['cores']} cores ({machine['torch_threads']} torch threads); "
+        f"device {machine['device']}; torch {machine['torch']}; Python {machine['python']}; "
+        f"native bfloat16: {bf16}; {machine['date']}; load average at start {machine['load_average']}."),
+        "",
+        "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",
+        "",
+        table(rows, floors),
+        "",
+        "Throughput measured in this run (3x3 conv 256->256 at 128x128; 2048^2 matmul), GFLOP/s: "
+        + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in throughput.items()) + ".",
+        "",
+        "How to read it:",
+        "",
+        ("* s/step: median wall time of one optimiser step after the warm-up steps (an L-BFGS-B "
+        "step of nst_utils is one iteration, evals/step evaluations; a step of the reference is one "
+        "closure evaluation of torch.optim.LBFGS, which without line search is one iteration)."),
+        ("* floor s/eval: analytic FLOPs of one forward + image-gradient backward through the layers "
+        "used (see benchmarks/flops.py) over the conv throughput above, for the row's dtype."),
+        ("* peak memory: peak RSS of the row's own process on CPU (all of Python, torch and the model "
+        "included); torch.cuda.max_memory_allocated on CUDA. Each row ran in a fresh process."),
+        ("* time to quality: optimisation wall time (network and targets built beforehand) until "
+        "nst_utils' float32 objective at full size is at or below the best value the reference "
+        "reached in its first quality-steps steps; for a float32 run its own loss is that objective "
+        "(tests/test_benchmarks.py checks the two implementations evaluate the same loss), other "
+        "precisions are judged by a separate float32 evaluation left out of the clock."),
+        *[f"* {note}" for note in notes],
+        "",
+    ]
+    return "\n".join(parts)

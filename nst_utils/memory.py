@@ -1,0 +1,283 @@
+"""How much memory a style-transfer run needs, and a check that fails before allocating it.
+
+:func:`estimate_peak_memory` predicts the peak of one run: the process's peak RSS on the CPU
+(the Python + torch + network footprint included), ``torch.cuda.max_memory_allocated`` on CUDA.
+For an image of ``P = H x W`` pixels and ``n = 3 P`` unknowns it adds, in bytes:
+
+* ``BASELINE_CPU``: Python, torch, torchvision, scipy and nst_utils imported, plus the transient
+  of building the network (the Caffe file is dequantised in full before it is truncated).
+  Measured once (CPU only; CUDA's counter sees no interpreter).
+* the network's weights up to the deepest layer used (4 bytes per parameter; a reduced-precision
+  autocast keeps a 2-byte copy as well).
+* ``ACTIVATION_FACTOR x`` the tensors autograd keeps for the backward pass, per layer up to the
+  deepest one used (``LAYER_CHANNELS[l] * P / LAYER_STRIDE[l]^2`` elements each): every ReLU
+  and pooling output (convolution outputs are freed once their ReLU has run), the preprocessed
+  input, and for each tap the float32 normalised copy (plus, for a content layer, ``F - P``).
+  The factor, fitted to measurements, covers what this count leaves out: the gradients alive
+  during the backward pass and the allocator's slack.
+* the targets: the content features ``P^l`` and the Gram matrices ``A^l`` (``N_l^2`` floats).
+* the image in its copies: scipy's float64 iterate, the float32 image and its gradient, the
+  float64 gradient handed back to scipy, the best image seen (``IMAGE_COPIES`` floats per unknown).
+* the optimiser: L-BFGS-B's float64 workspace, ``(2m + 5) n + 11 m^2 + 8 m`` doubles for a
+  history of ``m`` pairs (scipy's ``lbfgsb``), or Adam's two moment buffers (``2 n`` floats).
+  On CUDA the L-BFGS-B workspace lives in host memory and is left out.
+
+The constants were fitted to the peak RSS of real ``nst.transfer`` runs at 128, 256, 512, 768 and
+1024 px measured one fresh process per size (``python -m benchmarks --memory-only``, results in
+``benchmarks/memory_calibration.json``); the estimate is within 15 % of each of them. The CUDA
+numbers use the same counts without a measured calibration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from .config import MAX_SIZE, MIN_SIZE, PAPER, TransferConfig
+from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS, check_layers
+
+GIB = 2**30
+#: Peak RSS of the interpreter with torch etc. imported and the network built (CPU, measured).
+BASELINE_CPU = 900 * 2**20
+#: Measured peak / counted saved activations (see the module docstring).
+ACTIVATION_FACTOR = 1.5
+#: Float32-sized image copies per unknown besides the optimiser's state (see the docstring).
+IMAGE_COPIES = 8
+#: Sizes :func:`largest_fitting_size` reports are multiples of this.
+SIZE_MULTIPLE = 32
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """The requested run does not fit into the available memory (message: one line)."""
+
+
+@dataclass(frozen=True)
+class MemoryRequest:
+    """What the estimate depends on; built from keyword arguments or a :class:`TransferConfig`."""
+
+    height: int
+    width: int
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    optimizer: str
+    lbfgs_history: int
+    precision: str
+    device: torch.device
+
+
+def _request(
+    size: int | tuple[int, int] | TransferConfig,
+    content_layers: Iterable[str] | None,
+    style_layers: Iterable[str] | None,
+    optimizer: str | None,
+    lbfgs_history: int | None,
+    precision: str | None,
+    device: str | torch.device | None,
+) -> MemoryRequest:
+    from .recipes import resolve_device
+
+    cfg = size if isinstance(size, TransferConfig) else PAPER
+    side = cfg.size if isinstance(size, TransferConfig) else size
+    # An int is a square of that side: the worst case for an image whose longest side it is.
+    height, width = (side, side) if isinstance(side, int) else (int(side[0]), int(side[1]))
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    optimizer = optimizer or cfg.optimizer
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of lbfgs, adam")
+    history = cfg.lbfgs_history if lbfgs_history is None else int(lbfgs_history)
+    if history < 1:
+        raise ValueError("lbfgs_history must be at least 1")
+    return MemoryRequest(
+        height, width,
+        check_layers(cfg.content_layers if content_layers is None else content_layers, "content layer"),
+        check_layers(cfg.style_layers if style_layers is None else style_layers, "style layer"),
+        optimizer, history, precision or cfg.precision, resolve_device(device or cfg.device),
+    )
+
+
+def _elements(name: str, pixels: float) -> float:
+    return LAYER_CHANNELS[name] * pixels / LAYER_STRIDE[name] ** 2
+
+
+def saved_activation_bytes(pixels: float, content_layers: Iterable[str], style_layers: Iterable[str],
+                           activation_bytes: int = 4) -> float:
+    """Bytes autograd keeps for backward: ReLU and pool outputs, the input, the taps' copies."""
+    content, style = tuple(content_layers), tuple(style_layers)
+    taps = set(content) | set(style)
+    last = max(LAYER_INDEX[name] for name in taps)
+    total = 4 * 3 * pixels * 4  # image -> BGR -> x255 -> -mean -> channels_last, float32
+    for name in LAYERS[: last + 1]:
+        if name.startswith(("relu", "pool")):
+            total += _elements(name, pixels) * activation_bytes
+    for name in taps:  # float32 normalised copy; a content layer also keeps F - P
+        total += _elements(name, pixels) * 4 * (2 if name in content else 1)
+    return total
+
+
+def weight_bytes(deepest_layer: str, reduced_precision: bool = False) -> int:
+    """The conv weights and biases up to ``deepest_layer`` (plus autocast's 2-byte copies)."""
+    params, c_in = 0, 3
+    for name in LAYERS[: LAYER_INDEX[deepest_layer] + 1]:
+        if name.startswith("conv"):
+            c_out = LAYER_CHANNELS[name]
+            params += 9 * c_in * c_out + c_out
+            c_in = c_out
+    return params * (6 if reduced_precision else 4)
+
+
+def optimizer_bytes(unknowns: int, optimizer: str, lbfgs_history: int) -> int:
+    """L-BFGS-B's float64 workspace (scipy) or Adam's two float32 moment buffers."""
+    if optimizer == "adam":
+        return 2 * unknowns * 4
+    m = lbfgs_history
+    return ((2 * m + 5) * unknowns + 11 * m * m + 8 * m) * 8
+
+
+def estimate_peak_memory(
+    size: int | tuple[int, int] | TransferConfig,
+    *,
+    content_layers: Iterable[str] | None = None,
+    style_layers: Iterable[str] | None = None,
+    optimizer: str | None = None,
+    lbfgs_history: int | None = None,
+    precision: str | None = None,
+    device: str | torch.device | None = None,
+) -> int:
+    """Estimated peak memory in bytes of a style-transfer run (see the module docstring).
+
+    ``size`` is a side (a square image), an exact ``(height, width)`` or a whole
+    :class:`TransferConfig`, whose fields then fill the keyword arguments left as None;
+    otherwise the paper's defaults (``PAPER``) do. On the CPU the result is a peak RSS,
+    on CUDA a ``torch.cuda.max_memory_allocated``.
+    """
+    from .recipes import resolve_precision
+
+    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device)
+    reduced = resolve_precision(req.precision, req.device) is not None
+    pixels = req.height * req.width
+    unknowns = 3 * pixels
+    layers = (*req.content_layers, *req.style_layers)
+    deepest = max(layers, key=LAYER_INDEX.__getitem__)
+    activations = saved_activation_bytes(pixels, req.content_layers, req.style_layers, 2 if reduced else 4)
+    targets = sum(_elements(n, pixels) * 4 for n in req.content_layers)
+    targets += sum(LAYER_CHANNELS[n] ** 2 * 4 for n in req.style_layers)
+    total = ACTIVATION_FACTOR * activations + targets + weight_bytes(deepest, reduced)
+    total += IMAGE_COPIES * unknowns * 4
+    on_cpu = req.device.type == "cpu"
+    if req.optimizer == "adam" or on_cpu:  # L-BFGS-B's workspace is host memory
+        total += optimizer_bytes(unknowns, req.optimizer, req.lbfgs_history)
+    if on_cpu:
+        total += BASELINE_CPU
+    return math.ceil(total)
+
+
+def available_memory(device: str | torch.device = "cpu") -> int:
+    """Bytes a new allocation can use now: MemAvailable on the CPU, free memory on CUDA."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free)
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_in_use(device: str | torch.device = "cpu") -> int:
+    """What this process already holds and the estimate counts too: RSS, or CUDA allocations."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.memory_allocated(dev))
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def largest_fitting_size(
+    budget: int,
+    *,
+    aspect: float = 1.0,
+    content_layers: Iterable[str] | None = None,
+    style_layers: Iterable[str] | None = None,
+    optimizer: str | None = None,
+    lbfgs_history: int | None = None,
+    precision: str | None = None,
+    device: str | torch.device | None = None,
+) -> int:
+    """The largest longest side (a multiple of ``SIZE_MULTIPLE``, at most ``MAX_SIZE``) whose
+    estimate fits in ``budget`` bytes, for images of ``aspect`` = short side / long side;
+    0 when not even ``MIN_SIZE`` fits."""
+    if not 0 < aspect <= 1:
+        raise ValueError(f"aspect must be in (0, 1], got {aspect}")
+    options = {"content_layers": content_layers, "style_layers": style_layers, "optimizer": optimizer,
+                   "lbfgs_history": lbfgs_history, "precision": precision, "device": device}
+
+    def fits(side: int) -> bool:
+        short = max(1, round(side * aspect))
+        return estimate_peak_memory((short, side), **options) <= budget
+
+    lo, hi = MIN_SIZE // SIZE_MULTIPLE, MAX_SIZE // SIZE_MULTIPLE  # in units of SIZE_MULTIPLE
+    if not fits(lo * SIZE_MULTIPLE):
+        return 0
+    while lo < hi:  # the estimate grows with the size: bisect
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid * SIZE_MULTIPLE) else (lo, mid - 1)
+    return lo * SIZE_MULTIPLE
+
+
+def _gib(value: float) -> str:
+    return f"{value / GIB:.1f} GiB"
+
+
+def check_memory(
+    size: int | tuple[int, int] | TransferConfig,
+    *,
+    content_layers: Iterable[str] | None = None,
+    style_layers: Iterable[str] | None = None,
+    optimizer: str | None = None,
+    lbfgs_history: int | None = None,
+    precision: str | None = None,
+    device: str | torch.device | None = None,
+    available: int | None = None,
+    in_use: int | None = None,
+) -> int:
+    """Return the estimate, or raise :class:`InsufficientMemoryError` when it does not fit.
+
+    Arithmetic only, so call it before loading anything. What this process already holds
+    (``in_use``: its RSS, or its CUDA allocations) counts as available to the run, since the
+    estimate includes it. ``available``/``in_use`` default to :func:`available_memory` and
+    :func:`memory_in_use` on the run's device.
+    """
+    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device)
+    options = {"content_layers": req.content_layers, "style_layers": req.style_layers, "optimizer": req.optimizer,
+                   "lbfgs_history": req.lbfgs_history, "precision": req.precision, "device": req.device}
+    need = estimate_peak_memory((req.height, req.width), **options)
+    free = available_memory(req.device) if available is None else available
+    held = memory_in_use(req.device) if in_use is None else in_use
+    budget = free + held
+    if need <= budget:
+        return need
+    side = max(req.height, req.width)
+    largest = largest_fitting_size(budget, aspect=min(req.height, req.width) / side, **options)
+    advice = (f"the largest size that fits is {largest} px" if largest
+              else f"not even {MIN_SIZE} px fits; free some memory")
+    raise InsufficientMemoryError(
+        f"a {side} px run needs about {_gib(need)} but {_gib(budget)} is available; {advice}"
+    )

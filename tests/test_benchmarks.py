@@ -1,0 +1,78 @@
+"""Smoke tests of the benchmark (``python -m benchmarks``): tiny sizes, two steps, no timings checked."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nst_utils as nst
+from benchmarks import child, flops, naive, report
+from nst_utils.recipes import build_objective, make_extractor
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[torch.Tensor, torch.Tensor]:
+    return child.bench_images(SIZE)
+
+
+def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair) -> None:
+    """Identical weights, preprocessing, normalisation, layers and loss factors: same loss."""
+    content, style = pair
+    cfg = child.bench_config(SIZE, 2)
+    model, content_losses, style_losses = naive.build_model(
+        content, style, cfg.content_layers, cfg.style_layers, cfg.pooling)
+    extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], device="cpu", precision="float32")
+    objective = build_objective(cfg, extractor, content, style)
+    image = torch.rand(content.shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        terms = objective(image)
+        model(image)
+    ours_content, ours_style = float(terms["content"]), float(terms["style"])
+    ref_content = cfg.content_weight * float(sum(cl.loss for cl in content_losses))
+    ref_style = cfg.style_weight * float(sum(sl.loss for sl in style_losses)) / len(style_losses)
+    assert ref_content == pytest.approx(ours_content, rel=1e-3)
+    assert ref_style == pytest.approx(ours_style, rel=1e-3)
+    reference = naive.evaluate(model, content_losses, style_losses, image, cfg.content_weight, cfg.style_weight)
+    assert reference == pytest.approx(ours_content + ours_style, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_child_runs_both_implementations(pair) -> None:
+    keys = {"impl", "precision", "dtype", "size", "s_per_step", "evals_per_step", "peak_bytes",
+            "final_loss", "threshold", "time_to_quality_s", "steps_run"}
+    ref = child.run_naive({"impl": "naive", "size": SIZE, "steps": 2, "warmup": 1, "quality_steps": 2})
+    ours = child.run_nst({"impl": "nst", "size": SIZE, "steps": 2, "warmup": 1, "precision": "float32",
+                          "threshold": ref["threshold"], "max_steps": 20})
+    for row in (ref, ours):
+        assert keys <= row.keys()
+        assert row["size"] == SIZE and row["s_per_step"] > 0 and row["peak_bytes"] > 0
+    assert ref["steps_run"] == 2 and ref["threshold"] == pytest.approx(min(ref["final_loss"], ref["best_loss"]))
+    # The reference's first evaluation is at the shared noise start: nst_utils' objective there.
+    content, style = pair
+    cfg = child.bench_config(SIZE, 2)
+    extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], device="cpu", precision="float32")
+    start = nst.initial_image(cfg.init, content=content, seed=cfg.seed)
+    with torch.no_grad():
+        at_start = float(sum(build_objective(cfg, extractor, content, style)(start).values()))
+    assert ref["first_loss"] == pytest.approx(at_start, rel=1e-3)
+    assert ours["final_loss"] < at_start and ref["final_loss"] < at_start
+    assert ours["time_to_quality_s"] is not None, "L-BFGS-B did not reach 2 reference steps in 20"
+    text = report.table([ref, ours], {SIZE: {"float32": 0.01, "bfloat16": 0.01}})
+    assert text.count("\n") == 3 and "naive reference" in text and "nst_utils" in text
+
+
+def test_flops_of_one_layer_are_forward_plus_equal_backward() -> None:
+    counted = flops.evaluation_flops(32, ["relu1_1"], [])
+    conv1_1 = 2 * 9 * 3 * 64 * 32 * 32
+    assert counted == {"conv_forward": conv1_1, "conv_backward": conv1_1, "gram": 0.0, "total": 2 * conv1_1}
+    with_gram = flops.evaluation_flops(32, [], ["relu1_1"])
+    assert with_gram["gram"] == 2 * 2 * 64**2 * 32 * 32
+
+
+def test_paper_floor_grows_with_the_pixels() -> None:
+    cfg = nst.PAPER
+    small = flops.evaluation_flops(128, cfg.content_layers, cfg.style_layers)["total"]
+    large = flops.evaluation_flops(256, cfg.content_layers, cfg.style_layers)["total"]
+    assert large == pytest.approx(4 * small, rel=0.01)
