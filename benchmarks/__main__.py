@@ -23,7 +23,7 @@ import torch
 
 import nst_utils as nst
 from nst_utils.config import PRECISIONS
-from nst_utils.recipes import resolve_device, resolve_precision
+from nst_utils.recipes import native_bfloat16, resolve_device, resolve_precision
 
 from . import flops, machine, report
 from .memory_calibration import CALIBRATION_FILE, calibrate, run_child, write_calibration
@@ -71,10 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def measure_throughput(device: torch.device) -> dict[str, float]:
+    """Conv and matmul FLOP/s per dtype; emulated bfloat16 is measured small (it is slow)."""
     out = {}
+    emulated = not native_bfloat16(device)
     for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        out[f"conv {name}"] = flops.conv_throughput(dtype, device)
-        out[f"matmul {name}"] = flops.matmul_throughput(dtype, device)
+        small = emulated and dtype == torch.bfloat16
+        out[f"conv {name}"] = flops.conv_throughput(dtype, device, side=32 if small else 128)
+        out[f"matmul {name}"] = flops.matmul_throughput(dtype, device, n=512 if small else 2048)
     return out
 
 

@@ -14,7 +14,9 @@ memory-bound, is left out):
 
 The floor in seconds per evaluation is this count over the throughput this machine reaches on
 a large 3x3 convolution (256 -> 256 channels at 128 x 128, channels-last), measured in the same
-run, in float32 and under bfloat16 autocast. An L-BFGS-B step costs 1.0-1.3 evaluations.
+run, in float32 and under bfloat16 autocast (at 32 x 32 and on a 512^2 matmul where bfloat16 is
+emulated: its rate does not depend on the size and a full-size one takes minutes). An L-BFGS-B
+step costs 1.0-1.3 evaluations.
 """
 
 from __future__ import annotations
@@ -49,14 +51,14 @@ def evaluation_flops(
     return {"conv_forward": conv, "conv_backward": conv, "gram": 2.0 * gram, "total": 2 * conv + 2.0 * gram}
 
 
-def conv_throughput(dtype: torch.dtype, device: torch.device, repeats: int = 3) -> float:
-    """FLOP/s of a 3x3 convolution 256 -> 256 at 128 x 128 (best of ``repeats``)."""
+def conv_throughput(dtype: torch.dtype, device: torch.device, side: int = 128, repeats: int = 2) -> float:
+    """FLOP/s of a 3x3 convolution 256 -> 256 at ``side`` x ``side`` (best of ``repeats``)."""
     gen = torch.Generator().manual_seed(0)
     conv = nn.Conv2d(256, 256, 3, padding=1).to(device).requires_grad_(False)
-    x = torch.randn(1, 256, 128, 128, generator=gen).to(device)
+    x = torch.randn(1, 256, side, side, generator=gen).to(device)
     if device.type == "cpu":
         conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    flops = 2 * 9 * 256 * 256 * 128 * 128
+    flops = 2 * 9 * 256 * 256 * side * side
     best = float("inf")
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         for i in range(repeats + 1):
@@ -71,7 +73,7 @@ def conv_throughput(dtype: torch.dtype, device: torch.device, repeats: int = 3) 
     return flops / best
 
 
-def matmul_throughput(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 3) -> float:
+def matmul_throughput(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 2) -> float:
     """FLOP/s of an ``n x n`` matrix product in ``dtype`` (best of ``repeats``)."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)

@@ -55,7 +55,8 @@ def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str
         "",
         table(rows, floors),
         "",
-        "Throughput measured in this run (3x3 conv 256->256 at 128x128; 2048^2 matmul), GFLOP/s: "
+        "Throughput measured in this run (3x3 conv 256->256 at 128x128; 2048^2 matmul; smaller where bfloat16 "
+        "is emulated), GFLOP/s: "
         + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in throughput.items()) + ".",
         "",
         "How to read it:",

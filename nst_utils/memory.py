@@ -22,10 +22,13 @@ For an image of ``P = H x W`` pixels and ``n = 3 P`` unknowns it adds, in bytes:
   history of ``m`` pairs (scipy's ``lbfgsb``), or Adam's two moment buffers (``2 n`` floats).
   On CUDA the L-BFGS-B workspace lives in host memory and is left out.
 
-The constants were fitted to the peak RSS of real ``nst.transfer`` runs at 128, 256, 512, 768 and
-1024 px measured one fresh process per size (``python -m benchmarks --memory-only``, results in
-``benchmarks/memory_calibration.json``); the estimate is within 15 % of each of them. The CUDA
-numbers use the same counts without a measured calibration.
+The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the peak RSS of real
+``nst.transfer`` runs (2 steps, paper settings, one fresh process per size; results and errors in
+``benchmarks/memory_calibration.json``, regenerate with ``python -m benchmarks --memory-only
+--sizes 128,256,512,768,1024``). Errors of the estimate there: +2.8 % at 128 px, -4.3 % at 256,
+-0.7 % at 512, -1.9 % at 768, +1.2 % at 1024. The baseline was measured with torch's CUDA build
+(whose import alone is ~730 MiB of RSS); a CPU-only build makes the estimate err on the safe side.
+On CUDA the same counts are used without a measured calibration.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import MAX_SIZE, MIN_SIZE, PAPER, TransferConfig
+from .config import MAX_SIZE, MIN_SIZE, OPTIMIZERS, PAPER, TransferConfig
 from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS, check_layers
 
 GIB = 2**30
 #: Peak RSS of the interpreter with torch etc. imported and the network built (CPU, measured).
-BASELINE_CPU = 900 * 2**20
+BASELINE_CPU = 920 * 2**20
 #: Measured peak / counted saved activations (see the module docstring).
-ACTIVATION_FACTOR = 1.5
+ACTIVATION_FACTOR = 1.2
 #: Float32-sized image copies per unknown besides the optimiser's state (see the docstring).
 IMAGE_COPIES = 8
 #: Sizes :func:`largest_fitting_size` reports are multiples of this.
@@ -87,15 +90,18 @@ def _request(
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}x{width}")
     optimizer = optimizer or cfg.optimizer
-    if optimizer not in ("lbfgs", "adam"):
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of lbfgs, adam")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+    contents = check_layers(cfg.content_layers if content_layers is None else content_layers, "content layer")
+    styles = check_layers(cfg.style_layers if style_layers is None else style_layers, "style layer")
+    if not contents and not styles:
+        raise ValueError("no layers requested: give content layers, style layers or both")
     history = cfg.lbfgs_history if lbfgs_history is None else int(lbfgs_history)
     if history < 1:
         raise ValueError("lbfgs_history must be at least 1")
     return MemoryRequest(
         height, width,
-        check_layers(cfg.content_layers if content_layers is None else content_layers, "content layer"),
-        check_layers(cfg.style_layers if style_layers is None else style_layers, "style layer"),
+        contents, styles,
         optimizer, history, precision or cfg.precision, resolve_device(device or cfg.device),
     )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -36,14 +36,18 @@ Objective = Callable[[Tensor], Mapping[str, Tensor]]
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What a callback sees after each step. ``losses`` are the weighted terms; ``total`` their sum."""
+    """What a callback sees after each step. ``losses`` are the weighted terms; ``total`` their sum.
+
+    ``image`` is the current iterate, given to callbacks only: the history that
+    :func:`optimize` returns keeps ``image=None`` (500 full-size images would be gigabytes).
+    """
 
     step: int
     losses: dict[str, float]
     total: float
     elapsed: float
     evaluations: int
-    image: Tensor = field(repr=False)
+    image: Tensor | None = field(default=None, repr=False)
 
 
 Callback = Callable[[StepInfo], bool | None]
@@ -109,7 +113,7 @@ class _Tracker:
             evaluations=self.evaluations,
             image=image.detach(),
         )
-        self.history.append(info)
+        self.history.append(replace(info, image=None))
         stop = False
         for callback in self.callbacks:
             stop = bool(callback(info)) or stop

@@ -21,6 +21,10 @@ from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .optimize import Callback, OptimizeResult, StepInfo, optimize
 
 
+#: Standard deviation of the white-noise initialisation around mid-grey, in [0, 1] pixel units.
+NOISE_STD = 0.01
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` is CUDA when available, else the CPU; ``"cuda"`` without a GPU is an error."""
     if str(device) == "auto":
@@ -137,8 +141,13 @@ def initial_image(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """The starting image: ``"content"``, ``"style"`` (resized to the content's size),
-    ``"noise"`` (uniform white noise from a seeded CPU generator, so every device starts from
-    the same image), a tensor, or a path/sample name loaded at the target size."""
+    ``"noise"``, a tensor, or a path/sample name loaded at the target size.
+
+    ``"noise"`` is the paper's white noise, Gaussian with standard deviation ``NOISE_STD``
+    around mid-grey, drawn from a seeded CPU generator so every device starts from the same
+    image. Full-range uniform noise reaches the same loss (measured at 128 px, 80 steps) but
+    leaves more high-frequency speckle after a few hundred steps.
+    """
     ref = content if content is not None else style
     if shape is None:
         if ref is None:
@@ -148,7 +157,8 @@ def initial_image(
     if isinstance(init, Tensor):
         start = init
     elif init == "noise":
-        start = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        start = 0.5 + NOISE_STD * noise
     elif init == "content":
         if content is None:
             raise ValueError("init 'content' needs a content image")

@@ -140,6 +140,11 @@ def test_unknown_layer_is_a_clear_error() -> None:
         estimate_peak_memory(256, style_layers=("relu9_9",), device="cpu")
 
 
+def test_no_layers_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no layers requested"):
+        estimate_peak_memory(256, content_layers=(), style_layers=(), device="cpu")
+
+
 def test_bad_optimizer_and_history_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         estimate_peak_memory(256, optimizer="sgd", device="cpu")
