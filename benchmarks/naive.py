@@ -11,9 +11,10 @@ What it shares with ``nst_utils``, so that the two optimise *the same objective*
 conv weights (the modules come from :func:`nst_utils.features.build_vgg19_body`), the Caffe
 preprocessing (RGB -> BGR, times 255, minus the mean pixel), the paper's per-channel network
 normalisation (applied to each tap inside the loss module, the simple way), average pooling,
-the layers, and the paper's loss normalisation (content ``1/2 sum (F - P)^2``, style
+the layers, and ``nst_utils``' loss normalisation (content ``100/(2 N M) sum (F - P)^2``, the
+paper's eq. 1 times ``100 / (N M)`` as ``nst_utils.losses`` defines it; style
 ``1/(4 N^2 M^2) sum (G - A)^2``, weights ``alpha``, ``beta``, ``w_l``). Where the tutorial
-uses ``mse_loss`` and a Gram matrix divided by ``a*b*c*d``, we use the paper's factors instead,
+uses ``mse_loss`` and a Gram matrix divided by ``a*b*c*d``, we use these factors instead,
 so that ``tests/test_benchmarks.py`` can check both evaluate the same loss at the same image.
 """
 
@@ -56,7 +57,9 @@ class ContentLoss(nn.Module):
         self.loss: Tensor = torch.zeros(())
 
     def forward(self, input: Tensor) -> Tensor:
-        self.loss = 0.5 * (input * self.scale - self.target).pow(2).sum()
+        # nst_utils.losses.content_loss: CONTENT_CALIBRATION = 100 over 2 N M (written out again).
+        _, n, h, w = input.shape
+        self.loss = 100.0 * (input * self.scale - self.target).pow(2).sum() / (2.0 * n * h * w)
         return input
 
 

@@ -18,7 +18,7 @@ from .config import (
 from .features import VGG19Features
 from .images import ImageError, load_image, read_metadata, resize, save_image, to_display, to_pil
 from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYERS, check_layers
-from .losses import content_loss, gram_matrix, style_layer_loss, style_loss, tv_loss
+from .losses import content_loss, content_loss_paper, gram_matrix, style_layer_loss, style_loss, tv_loss
 from .optimize import OptimizeResult, StepInfo, optimize
 from .recipes import (
     StyleTransferObjective,
@@ -50,7 +50,7 @@ __all__ = [
     "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "LAYERS", "LAYER_CHANNELS", "LAYER_INDEX", "PAPER",
     "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS", "RATIO_RANGE", "ImageError", "OptimizeResult", "StepInfo",
     "StyleTransferObjective", "TransferConfig", "TransferResult", "VGG19Features", "check_layers",
-    "content_loss", "content_targets", "fast_mode", "gram_matrix", "initial_image", "load_image",
+    "content_loss", "content_loss_paper", "content_targets", "fast_mode", "gram_matrix", "initial_image", "load_image",
     "make_extractor", "optimize", "read_metadata", "reconstruct_content", "resize", "resolve_device", "run_settings",
     "save_image", "style_layer_loss", "style_loss", "style_targets", "synthesize_texture", "to_display",
     "to_pil", "transfer", "tv_loss",

@@ -196,12 +196,15 @@ def _run_transfer(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[
 
 def _run_content(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
     from .images import load_image
+    from .memory import check_memory
     from .recipes import make_extractor, reconstruct_content, resolve_device
 
     if len(args.layer) != 1:
         raise UsageError("--layer takes exactly one layer")
     device = resolve_device(args.device)
     image = load_image(args.image, args.size, device=device)
+    check_memory(tuple(image.shape[-2:]), content_layers=args.layer, style_layers=(), optimizer=args.optimizer,
+                 lbfgs_history=args.history, precision=args.precision, device=device)
     extractor = make_extractor(args.layer, weights=args.weights, pooling=args.pooling, device=device,
                                precision=args.precision, seed=args.seed)
     result = reconstruct_content(image, args.layer[0], extractor=extractor, steps=args.steps,
@@ -213,12 +216,15 @@ def _run_content(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[s
 
 def _run_style(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
     from .images import load_image
+    from .memory import check_memory
     from .recipes import make_extractor, resolve_device, synthesize_texture
 
     if args.layer_weights and len(args.layer_weights) != len(args.layers):
         raise UsageError(f"{len(args.layer_weights)} --layer-weights given for {len(args.layers)} --layers")
     device = resolve_device(args.device)
     image = load_image(args.image, args.size, device=device)
+    check_memory(tuple(image.shape[-2:]), content_layers=(), style_layers=args.layers, optimizer=args.optimizer,
+                 lbfgs_history=args.history, precision=args.precision, device=device)
     extractor = make_extractor(args.layers, weights=args.weights, pooling=args.pooling, device=device,
                                precision=args.precision, seed=args.seed)
     weights = dict(zip(args.layers, args.layer_weights)) if args.layer_weights else None
@@ -228,6 +234,20 @@ def _run_style(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str
     params = {"command": "style", "image": args.image, "layers": list(args.layers),
               "layer_weights": list(args.layer_weights), **_shared_params(args)}
     return result, params
+
+
+def _estimate_mib(args: argparse.Namespace) -> float:
+    """The memory estimate shown with the progress bar (a square image of --size: an upper bound)."""
+    from .memory import estimate_peak_memory
+
+    if args.command == "content":
+        layers = {"content_layers": args.layer, "style_layers": ()}
+    elif args.command == "style":
+        layers = {"content_layers": (), "style_layers": args.layers}
+    else:
+        layers = {"content_layers": args.content_layers, "style_layers": args.style_layers}
+    return estimate_peak_memory(args.size, optimizer=args.optimizer, lbfgs_history=args.history,
+                                precision=args.precision, device=args.device, **layers) / 2**20
 
 
 def _optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -258,6 +278,8 @@ def _summary(result: Any, params: dict[str, Any], out: Path) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "seconds_per_step": round(result.seconds / max(result.steps, 1), 4),
         "peak_memory_mb": round(_peak_memory_mb(result.image.device), 1),
+        "estimated_peak_memory_mb": (round(result.estimated_memory / 2**20, 1)
+                                     if getattr(result, "estimated_memory", None) else None),
         "stopped": result.stopped,
     }
 
@@ -287,7 +309,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             total = args.steps
             if args.command == "transfer":
                 total += len(args.pyramid) * (args.pyramid_steps or args.steps)
-            progress = ProgressBar(total, desc=args.command)
+            progress = ProgressBar(total, desc=f"{args.command} (est. peak {_estimate_mib(args):.0f} MiB)")
             callbacks.append(progress)
         try:
             result, params = RUNNERS[args.command](args, callbacks)

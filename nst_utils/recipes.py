@@ -226,6 +226,8 @@ class TransferResult(OptimizeResult):
     config: TransferConfig = PAPER
     content: Tensor | None = None
     style: Tensor | None = None
+    #: The memory estimate checked before the run (bytes; see :mod:`nst_utils.memory`).
+    estimated_memory: int | None = None
 
 
 def load_pair(
@@ -278,8 +280,15 @@ def transfer(
     at the smaller sizes, each level starting from the previous result upsampled; content and
     style are downsampled from their full-size versions, so targets match at every level.
     """
+    from .memory import check_memory
+
     device = resolve_device(config.device)
     c_full, s_full = load_pair(content, style, config, device)  # bad images fail before the network loads
+    # Refuse a run that cannot fit before allocating anything large (raises with the largest size that fits).
+    estimate = check_memory(
+        tuple(c_full.shape[-2:]), content_layers=config.content_layers, style_layers=config.style_layers,
+        optimizer=config.optimizer, lbfgs_history=config.lbfgs_history, precision=config.precision, device=device,
+    )
     if extractor is None:
         extractor = make_extractor(
             [*config.content_layers, *config.style_layers], weights=config.weights,
@@ -313,4 +322,5 @@ def transfer(
     return TransferResult(
         image=image, history=history, best_total=result.best_total, stopped=result.stopped,
         evaluations=evaluations, seconds=seconds, config=config, content=c_full, style=s_full,
+        estimated_memory=estimate,
     )

@@ -73,7 +73,7 @@ NB01 = [
 - how the paper names VGG-19's layers (`conv4_2`, `relu4_2`, `pool3`) and how those names map onto torchvision's module indices, found by walking the network;
 - why a `conv` tap is not the same thing as its ReLU, and how an in-place ReLU silently overwrites it;
 - the paper's *normalised* network, and why its `conv4_2` is our `relu4_2`;
-- the content loss $\mathcal{L}_\text{content} = \tfrac12\sum_{ij}(F^l_{ij}-P^l_{ij})^2$, derived by hand and checked against `nst_utils`;
+- the content loss, the paper's $\tfrac12\sum_{ij}(F^l_{ij}-P^l_{ij})^2$ and the size-independent form `nst_utils` uses, derived by hand and checked against the package;
 - how much of the photograph each layer keeps (reconstructions from `relu1_2` … `relu5_2`, measured by PSNR);
 - L-BFGS driven by a closure, the box constraint $[0,1]$, and how Adam compares.
 """),
@@ -166,7 +166,11 @@ Let $\vec p$ be the photograph and $\vec x$ the image being generated. At layer 
 
 $$\mathcal{L}_\text{content}(\vec p,\vec x,l) = \frac12\sum_{i,j}\left(F^l_{ij}-P^l_{ij}\right)^2, \qquad \frac{\partial\mathcal{L}_\text{content}}{\partial F^l_{ij}} = F^l_{ij}-P^l_{ij}\ \text{ where } F^l_{ij}>0 .$$
 
-It is a *sum*, not a mean: its size grows with the image and with $N_l$, which matters when it is weighed against the style loss in notebook 3. We write it out once by hand on a white-noise image and check it against `nst.content_loss`; from then on the package computes it.
+It is a *sum*, not a mean: it grows with the image ($M_l$) while the style loss of notebook 2 does not, so with the paper's formula the same α/β gives 16 times more content at 512 px than at 128 px. `nst_utils` therefore uses the mean over the $N_l M_l$ entries, times a constant $C = 100$ calibrated once so that the paper's α/β values give the paper's pictures (notebook 3; the reasoning is in the docstring of `nst_utils.losses`):
+
+$$\mathcal{L}_\text{content} = \frac{C}{2N_lM_l}\sum_{i,j}\left(F^l_{ij}-P^l_{ij}\right)^2 = \frac{C}{N_lM_l}\,\mathcal{L}^\text{paper}_\text{content}.$$
+
+We write both out once by hand on a white-noise image and check them against `nst.content_loss_paper` and `nst.content_loss`; from then on the package computes it. (White noise here is the paper's: independent Gaussian pixels, small around mid-grey, from a seeded generator.)
 """),
     code('''\
 layer = "relu4_2"
@@ -175,12 +179,14 @@ F_l = extractor(noise, [layer])[layer][0]  # (N_l, H_l, W_l)
 P_l = extractor(content, [layer])[layer][0]
 N_l, M_l = F_l.shape[0], F_l.shape[1] * F_l.shape[2]
 F, P = F_l.reshape(N_l, M_l), P_l.reshape(N_l, M_l)
-by_hand = 0.5 * ((F - P) ** 2).sum()
+paper = 0.5 * ((F - P) ** 2).sum()  # eq. 1
+by_hand = nst.losses.CONTENT_CALIBRATION / (N_l * M_l) * paper  # what nst_utils optimises
+torch.testing.assert_close(paper, nst.losses.content_loss_paper(F_l, P_l))
 torch.testing.assert_close(by_hand, nst.content_loss(F_l, P_l))'''),
     code('''\
 # NBVAL_CHECK_OUTPUT
 print(f"F and P at {layer}: N_l x M_l = {tuple(F.shape)}")
-print(f"content loss of white noise at {layer}: {by_hand.item():.3g}")'''),
+print(f"content loss of white noise at {layer}: paper {paper.item():.3g}, nst_utils {by_hand.item():.3g}")'''),
     md(r"""
 ## 4. Reconstructing the photograph from each layer (Fig. 1, content row)
 
@@ -281,7 +287,7 @@ print("L-BFGS-B ends lower:", runs["L-BFGS-B"].best_total < adam.best_total)''')
 
 - Layer names are derived by walking the network: the paper's `conv4_2` is `features[21]`, the tutorial's `conv_4` is `conv2_2`.
 - An in-place ReLU overwrites the tensor a `conv` hook kept. The paper's Caffe blobs were rectified the same way, so its `conv4_2` is our `relu4_2`; the network is normalised so every filter's mean activation is one.
-- The content loss is $\tfrac12\sum(F^l-P^l)^2$, a sum over $N_l \times M_l$ entries.
+- The paper's content loss is $\tfrac12\sum(F^l-P^l)^2$, a sum over $N_l \times M_l$ entries; `nst_utils` uses its mean times $C=100$, so that α/β does not depend on the image size.
 - Reconstructions from low layers are near-copies of the photograph; from high layers they keep the content and its arrangement but not the exact pixels (PSNR falls with depth). That is why the paper matches content on a high layer: it leaves the pixels free for the style.
 - L-BFGS-B drives the optimisation through a closure and keeps the pixels in $[0,1]$ by construction; it gets lower than Adam in the same number of steps.
 
@@ -490,7 +496,7 @@ With $\vec p$ the photograph, $\vec a$ the artwork and $\vec x$ the generated im
 
 $$\mathcal{L}_\text{total}(\vec p,\vec a,\vec x) = \alpha\,\mathcal{L}_\text{content}(\vec p,\vec x) + \beta\,\mathcal{L}_\text{style}(\vec a,\vec x),$$
 
-with $\mathcal{L}_\text{content} = \frac12\sum(F^l-P^l)^2$ on one content layer (notebook 1) and $\mathcal{L}_\text{style} = \sum_l w_lE_l$, $E_l = \frac{1}{4N_l^2M_l^2}\sum(G^l-A^l)^2$ (notebook 2). Only the ratio α/β matters for the result; the paper reports it, and `TransferConfig` stores `ratio` = α/β with β = `style_weight` = 1. Its defaults are the paper's: content on `relu4_2` (the paper's `conv4_2`), style on `relu1_1` … `relu5_1` with $w_l = 1/5$, α/β = 10⁻³. We assemble the loss by hand from the package's loss functions for a white-noise image and check it against the objective that `nst.transfer` optimises.
+with $\mathcal{L}_\text{content} = \frac{C}{2N_lM_l}\sum(F^l-P^l)^2$ on one content layer (notebook 1: the paper's sum made size-independent, $C = 100$) and $\mathcal{L}_\text{style} = \sum_l w_lE_l$, $E_l = \frac{1}{4N_l^2M_l^2}\sum(G^l-A^l)^2$ (notebook 2). Only the ratio α/β matters for the result; the paper reports it, and `TransferConfig` stores `ratio` = α/β with β = `style_weight` = 1. Its defaults are the paper's: content on `relu4_2` (the paper's `conv4_2`), style on `relu1_1` … `relu5_1` with $w_l = 1/5$, α/β = 10⁻³. We assemble the loss by hand from the package's loss functions for a white-noise image and check it against the objective that `nst.transfer` optimises.
 """),
     code('''\
 x = nst.initial_image("noise", content=content, seed=0)

@@ -1,5 +1,9 @@
 """Tests for nst_utils.losses in the kornia taxonomy: shape, exceptions, analytic values,
-float64 gradcheck and an independent oracle (the paper's formulas written out again)."""
+float64 gradcheck and an independent oracle (the paper's formulas written out again).
+
+Two content losses: ``content_loss_paper`` is the paper's eq. 1, ``1/2 sum (F - P)^2``;
+``content_loss`` is that times ``100 / (N M)`` (``N`` filters, ``M = H W`` positions of one
+image; a batch is summed over), so it does not grow with the image size."""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from nst_utils.losses import content_loss, gram_matrix, style_layer_loss, style_loss, tv_loss
+from nst_utils.losses import (
+    CONTENT_CALIBRATION,
+    content_loss,
+    content_loss_paper,
+    gram_matrix,
+    style_layer_loss,
+    style_loss,
+    tv_loss,
+)
 
 
 def _rand(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -21,6 +33,17 @@ def _oracle_gram(features: torch.Tensor) -> torch.Tensor:
     if f.dim() == 3:
         f = f.unsqueeze(0)
     return torch.einsum("bihw,bjhw->bij", f, f)
+
+
+def _oracle_content_paper(features: torch.Tensor, target: torch.Tensor) -> float:
+    """Paper eq. 1, 1/2 sum (F - P)^2, term by term in Python floats (float64)."""
+    return 0.5 * sum((float(a) - float(b)) ** 2 for a, b in zip(features.flatten(), target.flatten()))
+
+
+def _oracle_content(features: torch.Tensor, target: torch.Tensor) -> float:
+    """Eq. 1 times 100 / (N M), with N M the element count of one image's map (batch summed)."""
+    n, h, w = features.shape[-3:]
+    return _oracle_content_paper(features, target) * 100.0 / (n * h * w)
 
 
 def _oracle_style_layer(features: torch.Tensor, target_gram: torch.Tensor) -> float:
@@ -55,6 +78,7 @@ def test_gram_matrix_shape(shape):
 def test_losses_return_scalars():
     f, p = _rand(1, 3, 4, 5, seed=1), _rand(1, 3, 4, 5, seed=2)
     assert content_loss(f, p).shape == ()
+    assert content_loss_paper(f, p).shape == ()
     assert style_layer_loss(f, gram_matrix(p)).shape == ()
     assert tv_loss(f).shape == ()
     assert style_loss({"conv1_1": f}, {"conv1_1": gram_matrix(p)}, {"conv1_1": 1.0}).shape == ()
@@ -80,9 +104,10 @@ def test_gram_matrix_rejects_bad_rank(shape):
         gram_matrix(torch.zeros(shape))
 
 
-def test_content_loss_shape_mismatch():
+@pytest.mark.parametrize("loss", [content_loss, content_loss_paper])
+def test_content_loss_shape_mismatch(loss):
     with pytest.raises(ValueError, match=r"\(1, 3, 4, 5\).*\(1, 3, 4, 6\)"):
-        content_loss(torch.zeros(1, 3, 4, 5), torch.zeros(1, 3, 4, 6))
+        loss(torch.zeros(1, 3, 4, 5), torch.zeros(1, 3, 4, 6))
 
 
 def test_style_layer_loss_gram_mismatch():
@@ -139,12 +164,33 @@ def test_gram_is_unnormalised_sum_over_positions():
 def test_content_loss_identical_maps_is_zero():
     f = _rand(1, 8, 5, 5)
     assert content_loss(f, f.clone()).item() == 0.0
+    assert content_loss_paper(f, f.clone()).item() == 0.0
+
+
+def test_content_calibration_is_100():
+    assert CONTENT_CALIBRATION == 100.0
+
+
+def test_content_loss_paper_known_value():
+    # N = 1 filter, M = 3 positions: squared errors 1, 4, 4 -> 1/2 * 9.
+    f = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 1, 3)
+    p = torch.tensor([0.0, 0.0, 5.0]).view(1, 1, 1, 3)
+    assert content_loss_paper(f, p).item() == 4.5
 
 
 def test_content_loss_known_value():
+    # Same maps: 100 / (2 * N * M) * 9 = 100 / 6 * 9 = 150 (100/6 is inexact in binary).
     f = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 1, 3)
     p = torch.tensor([0.0, 0.0, 5.0]).view(1, 1, 1, 3)
-    assert content_loss(f, p).item() == 0.5 * (1 + 4 + 4)
+    assert content_loss(f, p).item() == pytest.approx(150.0, rel=1e-6)
+    # N = 2 filters over M = 2 positions, F = [[1, 2], [3, 4]], P = 0: sum of squares 30,
+    # paper 15, ours 100 / (2 * 2 * 2) * 30 = 375 (exact in float32).
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)
+    assert content_loss_paper(f, torch.zeros_like(f)).item() == 15.0
+    assert content_loss(f, torch.zeros_like(f)).item() == 375.0
+    # A constant error e everywhere gives 50 e^2 at any size.
+    f = torch.full((1, 7, 3, 5), 0.25, dtype=torch.float64)
+    torch.testing.assert_close(content_loss(f, torch.zeros_like(f)).item(), 50 * 0.25**2, rtol=1e-14, atol=0)
 
 
 def test_style_layer_loss_single_entry_by_hand():
@@ -181,10 +227,45 @@ def test_gram_matrix_matches_einsum_oracle():
     torch.testing.assert_close(gram_matrix(f), _oracle_gram(f))
 
 
-def test_content_loss_matches_oracle():
-    f, p = _rand(1, 6, 4, 5, seed=1), _rand(1, 6, 4, 5, seed=2)
-    expected = 0.5 * sum(float(a - b) ** 2 for a, b in zip(f.flatten(), p.flatten()))
-    torch.testing.assert_close(content_loss(f, p).item(), expected, rtol=1e-12, atol=0)
+@pytest.mark.parametrize("shape", [(1, 6, 4, 5), (3, 2, 7), (2, 3, 2, 5)])
+def test_content_loss_matches_oracle(shape):
+    f, p = _rand(*shape, seed=1), _rand(*shape, seed=2)
+    torch.testing.assert_close(content_loss_paper(f, p).item(), _oracle_content_paper(f, p), rtol=1e-12, atol=0)
+    torch.testing.assert_close(content_loss(f, p).item(), _oracle_content(f, p), rtol=1e-12, atol=0)
+
+
+def test_content_loss_is_paper_times_100_over_n_m():
+    # One image: N M = F.numel(). float32 inputs, the relation checked in float64.
+    f, p = _rand(1, 16, 9, 11, seed=3, dtype=torch.float32), _rand(1, 16, 9, 11, seed=4, dtype=torch.float32)
+    ours, paper = content_loss(f, p), content_loss_paper(f, p)
+    assert ours.dtype == paper.dtype == torch.float32
+    expected = float(content_loss_paper(f.double(), p.double())) * 100.0 / f.numel()
+    torch.testing.assert_close(float(ours), expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(float(paper) * 100.0 / f.numel(), expected, rtol=1e-5, atol=0)
+
+
+def test_content_loss_is_size_independent_and_paper_is_not():
+    # The same per-element errors (an error map tiled 2x over filters, rows and columns) at a
+    # map 8 times as large: the mean form is unchanged, the paper's sum is 8 times larger.
+    f, p = _rand(1, 3, 4, 5, seed=5), _rand(1, 3, 4, 5, seed=6)
+    big_f, big_p = f.repeat(1, 2, 2, 2), p.repeat(1, 2, 2, 2)
+    assert big_f.numel() == 8 * f.numel()
+    torch.testing.assert_close(content_loss(big_f, big_p), content_loss(f, p), rtol=1e-12, atol=0)
+    torch.testing.assert_close(content_loss_paper(big_f, big_p), 8 * content_loss_paper(f, p), rtol=1e-12, atol=0)
+    # A constant error at 16 x 16 and at 64 x 64 (M x 16): equal, and paper ratio 16.
+    small, large = torch.full((1, 4, 16, 16), 0.3), torch.full((1, 4, 64, 64), 0.3)
+    assert content_loss(small, 0 * small).item() == pytest.approx(content_loss(large, 0 * large).item(), rel=1e-6)
+    assert content_loss_paper(large, 0 * large).item() == pytest.approx(
+        16 * content_loss_paper(small, 0 * small).item(), rel=1e-6)
+
+
+def test_content_loss_gradient_is_100_over_n_m_times_the_error():
+    # d/dF [100 / (2 N M) sum (F - P)^2] = 100 / (N M) (F - P); the paper's is (F - P) (eq. 2).
+    f, p = _rand(1, 3, 4, 5, seed=7).requires_grad_(), _rand(1, 3, 4, 5, seed=8)
+    (grad,) = torch.autograd.grad(content_loss(f, p), f)
+    torch.testing.assert_close(grad, 100.0 / 60 * (f - p).detach(), rtol=1e-12, atol=0)
+    (grad,) = torch.autograd.grad(content_loss_paper(f, p), f)
+    torch.testing.assert_close(grad, (f - p).detach(), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize(("n", "h", "w"), [(3, 4, 5), (6, 2, 2), (1, 3, 3)])
@@ -213,6 +294,8 @@ def test_batch_of_two_sums():
     f, p = _rand(2, 3, 4, 4, seed=1), _rand(2, 3, 4, 4, seed=2)
     a = gram_matrix(_rand(1, 3, 4, 4, seed=3))
     torch.testing.assert_close(content_loss(f, p), content_loss(f[:1], p[:1]) + content_loss(f[1:], p[1:]))
+    torch.testing.assert_close(content_loss_paper(f, p), content_loss_paper(f[:1], p[:1]) + content_loss_paper(f[1:], p[1:]))
+    torch.testing.assert_close(content_loss(f, p).item(), _oracle_content(f, p), rtol=1e-12, atol=0)
     torch.testing.assert_close(style_layer_loss(f, a), style_layer_loss(f[:1], a) + style_layer_loss(f[1:], a))
     torch.testing.assert_close(tv_loss(f), tv_loss(f[:1]) + tv_loss(f[1:]))
     grams = gram_matrix(f)
@@ -223,6 +306,8 @@ def test_batch_of_two_sums():
 def test_three_dim_input_equals_batch_of_one():
     f, p = _rand(3, 4, 5, seed=1), _rand(1, 3, 4, 5, seed=2)
     a = gram_matrix(p)
+    torch.testing.assert_close(content_loss(f, p[0]), content_loss(f.unsqueeze(0), p))
+    torch.testing.assert_close(content_loss_paper(f, p[0]), content_loss_paper(f.unsqueeze(0), p))
     torch.testing.assert_close(style_layer_loss(f, a), style_layer_loss(f.unsqueeze(0), a))
     torch.testing.assert_close(gram_matrix(f), gram_matrix(f.unsqueeze(0)))
 
@@ -235,10 +320,12 @@ def test_gradcheck_gram_matrix():
     assert gradcheck(gram_matrix, (f,))
 
 
-def test_gradcheck_content_loss():
-    f = _rand(1, 3, 2, 3, seed=1).requires_grad_()
-    p = _rand(1, 3, 2, 3, seed=2).requires_grad_()
-    assert gradcheck(content_loss, (f, p))
+@pytest.mark.parametrize("loss", [content_loss, content_loss_paper])
+@pytest.mark.parametrize("shape", [(1, 3, 2, 3), (2, 2, 3, 2)])
+def test_gradcheck_content_loss(loss, shape):
+    f = _rand(*shape, seed=1).requires_grad_()
+    p = _rand(*shape, seed=2).requires_grad_()
+    assert gradcheck(loss, (f, p))
 
 
 def test_gradcheck_style_layer_loss():

@@ -71,10 +71,11 @@ def test_synthesize_texture_reduces_style_loss() -> None:
     layers = ["relu1_1", "relu2_1"]
     objective = StyleTransferObjective(extractor, {}, style_targets(extractor, style, layers), style_weight=1.0)
     initial = float(objective(initial_image("noise", style=style))["style"])
-    result = synthesize_texture(style, layers, extractor=extractor, steps=8)
+    result = synthesize_texture(style, layers, extractor=extractor, steps=12)
     assert result.image.shape == style.shape
     assert set(result.history[-1].losses) == {"style"}
-    assert result.best_total < 0.1 * initial  # measured ~0.023
+    # Measured from the grey NOISE_STD start: 0.136 after 8 steps, 0.083 after 12, 0.045 after 16.
+    assert result.best_total < 0.2 * initial
     # The recipe's weighting is the paper's equal w_l = 1/2: check the reported loss against it.
     assert float(objective(result.image)["style"]) == pytest.approx(result.best_total, rel=1e-4)
 
@@ -142,8 +143,14 @@ def test_noise_init_is_seeded() -> None:
     assert a.shape == content.shape and a.dtype == torch.float32
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
-    assert float(a.min()) >= 0 and float(a.max()) <= 1
-    assert 0.45 < float(a.mean()) < 0.55  # uniform white noise
+    # The paper's white noise: Gaussian, standard deviation NOISE_STD = 0.01 around mid-grey,
+    # from a CPU generator seeded with `seed` (so nothing is clipped to [0, 1]).
+    assert recipes.NOISE_STD == 0.01
+    expected = 0.5 + 0.01 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, expected, rtol=0, atol=1e-7)
+    assert 0.45 < float(a.min()) and float(a.max()) < 0.55
+    assert abs(float(a.mean()) - 0.5) < 5 * 0.01 / a.numel() ** 0.5  # 5 standard errors
+    assert 0.0095 < float(a.std()) < 0.0105  # 4608 samples: the std is within ~1% of 0.01
     assert not torch.equal(a, content)
     torch.manual_seed(123)
     global_before = torch.rand(1)
@@ -241,7 +248,9 @@ def test_objective_terms_oracle(small_random_extractor: VGG19Features, tv_weight
     with torch.no_grad():  # the oracle sums in float64
         fx, fc, fs = ({k: v.double() for k, v in ext(im, ["relu1_1", "relu2_1"]).items()}
                       for im in (x, content, style))
-    expected_content = alpha * 0.5 * ((fx["relu2_1"] - fc["relu2_1"]) ** 2).sum()
+    # Content: the paper's eq. 1 times 100 / (N M) of relu2_1 (nst_utils.losses' calibration).
+    n_l, m_l = fx["relu2_1"].shape[1], fx["relu2_1"].shape[2] * fx["relu2_1"].shape[3]
+    expected_content = alpha * 100.0 / (2 * n_l * m_l) * ((fx["relu2_1"] - fc["relu2_1"]) ** 2).sum()
     expected_style = beta * sum(
         w[name] * ((_gram(fx[name]) - _gram(fs[name])) ** 2).sum()
         / (4 * fx[name].shape[1] ** 2 * (fx[name].shape[2] * fx[name].shape[3]) ** 2)

@@ -228,11 +228,14 @@ def test_save_writes_png_with_the_config(photo, style, tmp_path):
     panel = _panel(photo, style, steps=2)
     with pytest.raises(RuntimeError, match="nothing to save"):
         panel.save(tmp_path / "early.png")
-    panel.ratio_slider.value = 1e-4
+    # Not the default ratio (1e-3), so the file must record the slider's value. At 1e-4 the
+    # random network's loss is ~1e-4 in float32 and L-BFGS-B's line search gives up at step 2.
+    panel.ratio_slider.value = 1e-1
     panel.run_sync()
+    assert len(panel.history) == 2
     out = panel.save(tmp_path / "result.png")
     meta = nst.read_metadata(out)
-    assert math.isclose(meta["ratio"], 1e-4)
+    assert math.isclose(meta["ratio"], 1e-1)
     assert meta["steps"] == 2 and meta["style_layers"] == list(nst.PAPER_STYLE_LAYERS)
     assert meta["segments"] == [{
         "first_step": 1, "steps": 2, "ratio": meta["ratio"], "content_layers": ["relu4_2"],
