@@ -20,7 +20,6 @@ from .layers import check_layers, deepest
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .optimize import Callback, OptimizeResult, StepInfo, optimize
 
-
 #: Standard deviation of the white-noise initialisation around mid-grey, in [0, 1] pixel units.
 NOISE_STD = 0.01
 

@@ -28,15 +28,13 @@ SETUP_TEMPLATE = '''\
 import matplotlib.pyplot as plt
 import torch
 
-import nst_utils as nst
-import nst_utils.plotting  # noqa: F401  (submodule: makes nst.plotting available){extra}
+import nst_utils as nst  # submodules such as nst.plotting and nst.widgets load on first use
 
 torch.manual_seed(0)  # every random draw below is seeded; this covers torchvision's own init
 DEVICE = nst.resolve_device("auto")  # a CUDA GPU when there is one, else the CPU
 print(f"nst_utils {nst.__version__} · torch {torch.__version__} · device {DEVICE.type} · fast mode {nst.fast_mode()}")'''
 
-SETUP = SETUP_TEMPLATE.replace("{extra}", "")
-SETUP_03 = SETUP_TEMPLATE.replace("{extra}", "\nimport nst_utils.widgets  # noqa: F401  (the interactive panel of section 7)")
+SETUP = SETUP_03 = SETUP_TEMPLATE
 
 PARAMS_NOTE = (
     "**Parameters.** On a CPU keep the image at 128–256 px (the defaults below are sized for a laptop); "
@@ -92,6 +90,7 @@ VGG-19's convolutional part is five blocks of 3×3 convolutions, each convolutio
 """),
     code('''\
 import torchvision
+
 from nst_utils.layers import names_from_modules
 
 vgg_features = torchvision.models.vgg19(weights=None).features  # architecture only: nothing is downloaded
@@ -230,7 +229,6 @@ The paper: "Here we use L-BFGS, which we found to work best for image synthesis.
 We use **L-BFGS-B** (SciPy), the variant with box constraints: every pixel stays in $[0, 1]$ inside the optimiser's own step computation. The common alternative, clamping the image after each `torch.optim.LBFGS` step, moves the iterate without telling the optimiser, which invalidates the curvature pairs it stored. `nst.optimize` wraps exactly this call; here we make it by hand for a few iterations and check that both arrive at the same loss.
 """),
     code('''\
-import numpy as np
 from scipy.optimize import Bounds, minimize
 
 
