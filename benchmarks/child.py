@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import resource
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ from torch import Tensor
 
 import nst_utils as nst
 from nst_utils.images import load_image
+from nst_utils.memory import peak_rss
 from nst_utils.recipes import build_objective, make_extractor, resolve_device, resolve_precision
 
 from . import naive
@@ -47,10 +47,10 @@ def bench_config(size: int, steps: int, precision: str | None = None, device: st
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    """``max_memory_allocated`` on CUDA, else this process's peak RSS (KiB on Linux)."""
+    """``max_memory_allocated`` on CUDA, else this process's peak RSS (VmHWM: see ``peak_rss``)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return peak_rss()
 
 
 def _sync(device: torch.device) -> None:

@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -182,7 +181,9 @@ def _peak_memory_mb(device: Any) -> float:
 
     if getattr(device, "type", "cpu") == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    from .memory import peak_rss
+
+    return peak_rss() / 2**20
 
 
 def _run_transfer(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:

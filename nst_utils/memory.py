@@ -287,3 +287,24 @@ def check_memory(
     raise InsufficientMemoryError(
         f"a {side} px run needs about {_gib(need)} but {_gib(budget)} is available; {advice}"
     )
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes.
+
+    Reads ``VmHWM`` from ``/proc/self/status``, which starts afresh with each ``exec``:
+    ``getrusage``'s ``ru_maxrss`` carries a forking parent's high-water mark into its children,
+    so a run started from a large process (pytest, a notebook) would report the parent's peak.
+    Falls back to ``ru_maxrss`` where there is no ``/proc``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
