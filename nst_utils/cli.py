@@ -136,16 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_output(args: argparse.Namespace) -> None:
-    out: Path = args.output
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"{out}: output must be a .png file")
-    if out.is_dir():
-        raise UsageError(f"{out}: is a directory")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"{out}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{out}: folder {folder} is not writable")
+    from .images import check_output_path
+
+    out = check_output_path(args.output)  # the checks save_image repeats, before a long run
+    if not os.access(out.parent, os.W_OK):
+        raise UsageError(f"{out}: folder {out.parent} is not writable")
     if out.exists() and not args.overwrite:
         raise UsageError(f"{out}: already exists; pass --overwrite to replace it")
     inputs = [getattr(args, n, None) for n in ("content", "style", "image", "init")]

@@ -187,20 +187,29 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def check_output_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if a PNG can be written there, else :class:`ImageError` saying why.
+
+    Called by :func:`save_image` and, before a long run starts, by the command line.
+    """
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise ImageError(f"{out}: output must be a .png file")
+    if out.is_dir():
+        raise ImageError(f"{out}: is a directory")
+    if not out.parent.is_dir():  # Path("x.png").parent is Path("."), never empty
+        raise ImageError(f"{out}: folder {out.parent} does not exist")
+    return out
+
+
 def save_image(image: Tensor, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``image`` as PNG atomically, with ``metadata`` as JSON under :data:`METADATA_KEY`.
 
     The file appears complete or not at all: the PNG is written to a temporary file in the
     same folder and renamed over ``path``.
     """
-    out = Path(path)
-    if out.suffix.lower() != ".png":
-        raise ImageError(f"{out}: output must be a .png file")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise ImageError(f"{out}: folder {folder} does not exist")
-    if out.is_dir():
-        raise ImageError(f"{out}: is a directory")
+    out = check_output_path(path)
+    folder = out.parent
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", "nst_utils")
     if metadata:
