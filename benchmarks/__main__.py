@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 import nst_utils as nst
-from nst_utils.config import PRECISIONS
-from nst_utils.recipes import native_bfloat16, resolve_device, resolve_precision
+from nst_utils.config import CONV_ALGORITHMS, MIN_SIZE, PRECISIONS
+from nst_utils.recipes import native_bfloat16, resolve_device, resolve_precision, resolve_winograd
 
 from . import flops, machine, report
 from .memory_calibration import CALIBRATION_FILE, calibrate, run_child, write_calibration
@@ -50,6 +50,15 @@ def _precisions(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _conv_algorithms(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name not in CONV_ALGORITHMS:
+            raise argparse.ArgumentTypeError(
+                f"unknown conv algorithm {name!r}; expected one of {', '.join(CONV_ALGORITHMS)}")
+    return list(dict.fromkeys(names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=_sizes, default=[128, 256, 512], help="image sides (128,256,512)")
@@ -61,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nst_utils gives up after this many times --quality-steps (%(default)s)")
     p.add_argument("--precisions", type=_precisions, default=_precisions("default,auto,float32"),
                    help="nst_utils precisions; 'default' is nst.PAPER's (default,auto,float32)")
+    p.add_argument("--conv-algorithms", type=_conv_algorithms, default=_conv_algorithms("auto,direct"),
+                   help="nst_utils convolution algorithms; direct shows what Winograd adds (auto,direct)")
+    p.add_argument("--pyramid-steps", type=int, default=100,
+                   help="also run nst_utils coarse-to-fine: this many steps at half size first; 0: don't (%(default)s)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--impl", default="naive,nst", help="implementations to run (naive,nst)")
     p.add_argument("--out", type=Path, default=HERE / "results.md", help="markdown output (%(default)s)")
@@ -82,11 +95,14 @@ def measure_throughput(device: torch.device) -> dict[str, float]:
 
 
 def floors_for(sizes: list[int], throughput: dict[str, float]) -> dict[int, dict[str, float]]:
+    """``floors[size][key]`` in s/evaluation; key: the dtype, plus "float32 winograd"."""
     cfg = nst.PAPER
     out = {}
     for size in sizes:
-        total = flops.evaluation_flops(size, cfg.content_layers, cfg.style_layers)["total"]
-        out[size] = {dtype: total / throughput[f"conv {dtype}"] for dtype in ("float32", "bfloat16")}
+        direct = flops.evaluation_flops(size, cfg.content_layers, cfg.style_layers)["total"]
+        winograd = flops.evaluation_flops(size, cfg.content_layers, cfg.style_layers, winograd=True)["total"]
+        out[size] = {dtype: direct / throughput[f"conv {dtype}"] for dtype in ("float32", "bfloat16")}
+        out[size]["float32 winograd"] = winograd / throughput["conv float32"]
     return out
 
 
@@ -107,12 +123,30 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
             rows.append(row)
             print(f"{size} px naive: {row['s_per_step']:.3f} s/step", file=sys.stderr)
         if "nst" in impls:
+            seen: set[tuple[str, bool]] = set()
             for precision in runs.values():
-                spec = {**base, "impl": "nst", "precision": precision, "threshold": threshold,
+                for algorithm in args.conv_algorithms:
+                    spec = {**base, "impl": "nst", "precision": precision, "conv_algorithm": algorithm,
+                            "threshold": threshold, "max_steps": int(args.quality_cap * args.quality_steps)}
+                    if (precision, resolve_winograd(spec["conv_algorithm"], precision, device)) in seen:
+                        continue  # "auto" resolved to the same algorithm as one already run
+                    seen.add((precision, resolve_winograd(spec["conv_algorithm"], precision, device)))
+                    row = run_child(spec, args.timeout)
+                    rows.append(row)
+                    print(f"{size} px nst {precision} {algorithm}: {row['s_per_step']:.3f} s/step", file=sys.stderr)
+            if args.pyramid_steps and size // 2 >= MIN_SIZE:
+                # The default algorithm and precision, one coarse level at half the size.
+                spec = {**base, "impl": "nst", "precision": args.precisions[0], "conv_algorithm": "auto",
+                        "pyramid": [size // 2], "pyramid_steps": args.pyramid_steps, "threshold": threshold,
                         "max_steps": int(args.quality_cap * args.quality_steps)}
+                pyramid = run_child(spec, args.timeout)
+                rows.append(pyramid)
+                print(f"{size} px nst coarse-to-fine: {pyramid['time_to_quality_s']} s to quality", file=sys.stderr)
+                # What coarse-to-fine buys: the plain run's time to the loss the pyramid ended with.
+                spec = {**spec, "pyramid": [], "threshold": pyramid["best_loss"]}
                 row = run_child(spec, args.timeout)
-                rows.append(row)
-                print(f"{size} px nst {precision}: {row['s_per_step']:.3f} s/step", file=sys.stderr)
+                rows.append({**row, "target": "the coarse-to-fine row's loss"})
+                print(f"{size} px nst to that loss: {row['time_to_quality_s']} s", file=sys.stderr)
     return rows
 
 

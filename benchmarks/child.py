@@ -4,7 +4,7 @@ Peak RSS is a process high-water mark, so each (implementation, size, precision)
 fresh process; the parent (:mod:`benchmarks.__main__`) collects the JSON lines.
 
 Spec keys: ``impl`` (``"nst"``, ``"naive"`` or ``"memory"``), ``size``, ``steps`` (timed steps),
-``warmup`` (steps left out of the median), ``precision`` (nst only), ``device``,
+``warmup`` (steps left out of the median), ``precision`` and ``conv_algorithm`` (nst only), ``device``,
 ``quality_steps`` (naive: steps whose best loss becomes the quality threshold), ``threshold``
 and ``max_steps`` (nst: keep going until the judged loss is at or below ``threshold``).
 
@@ -27,8 +27,14 @@ from torch import Tensor
 
 import nst_utils as nst
 from nst_utils.images import load_image
-from nst_utils.memory import peak_rss
-from nst_utils.recipes import build_objective, make_extractor, resolve_device, resolve_precision
+from nst_utils.memory import peak_private_memory
+from nst_utils.recipes import (
+    build_objective,
+    make_extractor,
+    resolve_device,
+    resolve_precision,
+    resolve_winograd,
+)
 
 from . import naive
 
@@ -47,10 +53,10 @@ def bench_config(size: int, steps: int, precision: str | None = None, device: st
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    """``max_memory_allocated`` on CUDA, else this process's peak RSS (VmHWM: see ``peak_rss``)."""
+    """``max_memory_allocated`` on CUDA, else this process's peak private resident memory (``peak_private_memory``)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return peak_rss()
+    return peak_private_memory()
 
 
 def _sync(device: torch.device) -> None:
@@ -70,15 +76,24 @@ def _time_to(times: list[float], losses: list[float], threshold: float | None) -
 
 
 def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
-    """``nst.transfer`` with the paper's defaults (L-BFGS-B, history 20) at ``spec["size"]``."""
+    """``nst.transfer`` with the paper's defaults (L-BFGS-B, history 20) at ``spec["size"]``.
+
+    With ``spec["pyramid"]`` (coarse sizes) and ``spec["pyramid_steps"]`` it runs coarse-to-fine:
+    the clock then starts when the first (coarse) level starts and covers every level's setup,
+    and steps and losses are those of the full-size level only.
+    """
     device = resolve_device(spec.get("device", "cpu"))
     threshold, steps = spec.get("threshold"), int(spec["steps"])
     max_steps = max(steps, int(spec.get("max_steps") or steps)) if threshold is not None else steps
     cfg = bench_config(int(spec["size"]), max_steps, spec.get("precision"), device.type)
+    pyramid = tuple(spec.get("pyramid") or ())
+    if pyramid:
+        cfg = cfg.replace(pyramid=pyramid, pyramid_steps=int(spec.get("pyramid_steps") or 0))
     t0 = time.perf_counter()
     content, style = bench_images(cfg.size, device)
     extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights,
-                               pooling=cfg.pooling, device=device, precision=cfg.precision)
+                               pooling=cfg.pooling, device=device, precision=cfg.precision,
+                               conv_algorithm=spec.get("conv_algorithm", "auto"))
     judge = None
     if extractor.autocast_dtype is not None:  # a float32 view of the same network judges quality
         judge_extractor = copy.copy(extractor)
@@ -88,29 +103,37 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
     times: list[float] = []
     losses: list[float] = []
     judged = [0.0]
+    full = tuple(content.shape)
+    start = [0.0]
 
     def record(info: nst.StepInfo) -> bool:
+        if info.image is None or tuple(info.image.shape) != full:
+            return False  # a coarse level: neither timed as a step nor judged
         _sync(device)
-        times.append(info.elapsed - judged[0])
+        # info.elapsed restarts with each level; a pyramid run is timed from its first level.
+        times.append((time.perf_counter() - start[0] if pyramid else info.elapsed) - judged[0])
         if judge is None:
             losses.append(info.total)
         else:
-            start = time.perf_counter()
+            begin = time.perf_counter()
             with torch.no_grad():
                 losses.append(float(sum(judge(info.image).values())))
-            judged[0] += time.perf_counter() - start
+            judged[0] += time.perf_counter() - begin
         done_timing = len(times) >= steps
         return done_timing and (threshold is None or losses[-1] <= threshold)
 
+    start[0] = time.perf_counter()
     result = nst.transfer(content, style, cfg, extractor=extractor, callbacks=[record])
     return {
-        "impl": "nst", "precision": cfg.precision,
+        "impl": "nst", "precision": cfg.precision, "winograd": extractor.winograd,
+        "pyramid": list(pyramid), "pyramid_steps": cfg.pyramid_steps if pyramid else None,
         "dtype": str(resolve_precision(cfg.precision, device) or torch.float32).replace("torch.", ""),
         "size": cfg.size, "setup_s": setup, "steps_run": len(times), "evaluations": result.evaluations,
         "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))),
-        "evals_per_step": result.evaluations / max(len(times), 1),
+        "evals_per_step": result.evaluations / max(len(result.history), 1),
         "final_loss": losses[-1] if losses else None, "best_loss": min(losses, default=None),
         "threshold": threshold, "time_to_quality_s": _time_to(times, losses, threshold),
+        "run_s": times[-1] if times else None,
         "peak_bytes": peak_memory_bytes(device), "device": device.type,
     }
 
@@ -142,7 +165,7 @@ def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
                              on_evaluation=record)
     threshold = min(losses[:quality]) if quality else None
     return {
-        "impl": "naive", "precision": "float32", "dtype": "float32", "size": cfg.size, "setup_s": setup,
+        "impl": "naive", "precision": "float32", "winograd": False, "dtype": "float32", "size": cfg.size, "setup_s": setup,
         "steps_run": len(times), "evaluations": len(times), "first_loss": losses[0] if losses else None,
         "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))), "evals_per_step": 1.0,
         "final_loss": losses[-1] if losses else None, "best_loss": min(losses, default=None),
@@ -162,6 +185,7 @@ def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
     nst.transfer(content, style, cfg)
     return {"impl": "memory", "size": cfg.size, "steps": cfg.steps, "precision": cfg.precision,
             "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history,
+            "winograd": resolve_winograd(cfg.conv_algorithm, cfg.precision, device),
             "peak_bytes": peak_memory_bytes(device), "device": device.type}
 
 

@@ -9,6 +9,11 @@ memory-bound, is left out):
 * its backward to its input: a transposed convolution with the same count. This holds for
   conv1_1 as well, because its input *is* the (preprocessed) image whose gradient we need;
   so the backward costs 1x the forward, not the 2x of training (which adds weight gradients);
+* with ``winograd`` (what ``nst_utils`` does on a CPU in float32, see ``nst_utils.winograd``),
+  each layer it computes with Winograd F(4x4, 3x3) counts what that algorithm multiplies for
+  ``T = ceil(H/4) ceil(W/4)`` tiles: ``2 * 36 * C_in * C_out * T`` in the 36 matrix products,
+  ``2 * 36 * 36 * C_in * T`` for the input transform and ``2 * 16 * 36 * C_out * T`` for the
+  output transform (both applied as dense matrices), and the same again backward;
 * each Gram matrix ``F F^T`` (``N x M`` by ``M x N``): ``2 N^2 M`` forward and ``2 N^2 M``
   backward (``dF = (dG + dG^T) F``).
 
@@ -16,7 +21,7 @@ The floor in seconds per evaluation is this count over the throughput this machi
 a large 3x3 convolution (256 -> 256 channels at 128 x 128, channels-last), measured in the same
 run, in float32 and under bfloat16 autocast (at 32 x 32 and on a 512^2 matmul where bfloat16 is
 emulated: its rate does not depend on the size and a full-size one takes minutes). An L-BFGS-B
-step costs 1.0-1.3 evaluations.
+step costs one evaluation after the first three (see ``nst_utils.optimize``).
 """
 
 from __future__ import annotations
@@ -28,10 +33,19 @@ import torch
 from torch import nn
 
 from nst_utils.layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
+from nst_utils.winograd import winograd_layer
+
+
+def _conv_flops(c_in: int, c_out: int, h: int, w: int, winograd: bool) -> float:
+    if not winograd:
+        return 2 * 9 * c_in * c_out * h * w
+    tiles = -(-h // 4) * -(-w // 4)
+    return 2 * tiles * (36 * c_in * c_out + 36 * 36 * c_in + 16 * 36 * c_out)
 
 
 def evaluation_flops(
-    size: int | tuple[int, int], content_layers: Iterable[str], style_layers: Iterable[str]
+    size: int | tuple[int, int], content_layers: Iterable[str], style_layers: Iterable[str],
+    winograd: bool = False,
 ) -> dict[str, float]:
     """FLOPs of one forward + image-gradient backward, split into conv and Gram parts."""
     h, w = (size, size) if isinstance(size, int) else size
@@ -42,7 +56,7 @@ def evaluation_flops(
         if name.startswith("conv"):
             s = LAYER_STRIDE[name]
             c_out = LAYER_CHANNELS[name]
-            conv += 2 * 9 * c_in * c_out * (h // s) * (w // s)
+            conv += _conv_flops(c_in, c_out, h // s, w // s, winograd and winograd_layer(c_in, c_out))
             c_in = c_out
     gram = sum(
         2 * LAYER_CHANNELS[n] ** 2 * (h // LAYER_STRIDE[n]) * (w // LAYER_STRIDE[n])

@@ -48,7 +48,8 @@ def calibrate(sizes: Iterable[int], *, steps: int = 2, device: str = "cpu") -> l
     rows = []
     for size in sizes:
         row = measure_peak(size, steps=steps, device=device)
-        estimate = estimate_peak_memory(size, device=torch.device(row["device"]))
+        estimate = estimate_peak_memory(size, device=torch.device(row["device"]),
+                                        conv_algorithm="winograd" if row["winograd"] else "direct")
         row.update(estimate_bytes=estimate, error=estimate / row["peak_bytes"] - 1)
         rows.append(row)
     return rows

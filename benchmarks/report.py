@@ -27,8 +27,14 @@ def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, f
             "step / floor | peak memory MiB | time to quality s | loss at end |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
-        name = "nst_utils" if row["impl"] == "nst" else "naive reference"
-        floor = floors.get(row["size"], {}).get(row["dtype"])
+        name = "naive reference" if row["impl"] != "nst" else (
+            "nst_utils (Winograd)" if row.get("winograd") else "nst_utils (direct conv)")
+        if row.get("pyramid"):
+            name += f", coarse-to-fine from {row['pyramid'][0]} px ({row['pyramid_steps']} steps)"
+        if row.get("target"):
+            name += f", timed to {row['target']}"
+        key = f"{row['dtype']} winograd" if row.get("winograd") else row["dtype"]
+        floor = floors.get(row["size"], {}).get(key)
         ratio = row["s_per_step"] / floor if floor and row.get("s_per_step") else None
         lines.append(
             f"| {row['size']} | {name} | {row['precision']} ({row['dtype']}) | {_fmt(row.get('s_per_step'), '.3f')} | "
@@ -65,14 +71,20 @@ def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str
         "step of nst_utils is one iteration, evals/step evaluations; a step of the reference is one "
         "closure evaluation of torch.optim.LBFGS, which without line search is one iteration)."),
         ("* floor s/eval: analytic FLOPs of one forward + image-gradient backward through the layers "
-        "used (see benchmarks/flops.py) over the conv throughput above, for the row's dtype."),
-        ("* peak memory: peak RSS of the row's own process on CPU (all of Python, torch and the model "
-        "included); torch.cuda.max_memory_allocated on CUDA. Each row ran in a fresh process."),
+        "used (see benchmarks/flops.py) over the conv throughput above, for the row's dtype and "
+        "convolution algorithm (Winograd F(4x4,3x3) multiplies less than a direct convolution)."),
+        ("* peak memory: peak resident memory of the row's own process less its file-backed pages "
+        "(VmHWM - RssFile: Python, torch and the model included; shared-library pages left out, "
+        "their count depends on the page cache); torch.cuda.max_memory_allocated on CUDA. "
+        "Each row ran in a fresh process."),
         ("* time to quality: optimisation wall time (network and targets built beforehand) until "
         "nst_utils' float32 objective at full size is at or below the best value the reference "
         "reached in its first quality-steps steps; for a float32 run its own loss is that objective "
         "(tests/test_benchmarks.py checks the two implementations evaluate the same loss), other "
         "precisions are judged by a separate float32 evaluation left out of the clock."),
+        ("* coarse-to-fine rows first optimise at half the size, then upsample and continue at full "
+        "size; their clock includes the coarse level and its setup, their steps and losses are the "
+        "full-size level's."),
         *[f"* {note}" for note in notes],
         "",
     ]

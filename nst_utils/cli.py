@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DEVICES, INITS, OPTIMIZERS, PAPER, PRECISIONS, TransferConfig
+from .config import CONV_ALGORITHMS, DEVICES, INITS, OPTIMIZERS, PAPER, PRECISIONS, TransferConfig
 from .features import POOLINGS, WEIGHT_SOURCES
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -92,6 +92,8 @@ def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--seed", type=int, default=PAPER.seed)
     p.add_argument("--device", choices=DEVICES, default=PAPER.device)
     p.add_argument("--precision", choices=PRECISIONS, default=PAPER.precision)
+    p.add_argument("--conv-algorithm", choices=CONV_ALGORITHMS, default=PAPER.conv_algorithm,
+                   help="auto: Winograd for the deep layers on a CPU in float32, else direct (%(default)s)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -165,6 +167,7 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
         optimizer=args.optimizer, lbfgs_history=args.history, adam_lr=args.lr, pooling=args.pooling,
         weights=args.weights, seed=args.seed, device=args.device, precision=args.precision,
+        conv_algorithm=args.conv_algorithm,
         style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps or 0,
     )
 
@@ -174,9 +177,9 @@ def _peak_memory_mb(device: Any) -> float:
 
     if getattr(device, "type", "cpu") == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    from .memory import peak_rss
+    from .memory import peak_private_memory
 
-    return peak_rss() / 2**20
+    return peak_private_memory() / 2**20
 
 
 def _run_transfer(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
@@ -198,9 +201,10 @@ def _run_content(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[s
     device = resolve_device(args.device)
     image = load_image(args.image, args.size, device=device)
     check_memory(tuple(image.shape[-2:]), content_layers=args.layer, style_layers=(), optimizer=args.optimizer,
-                 lbfgs_history=args.history, precision=args.precision, device=device)
+                 lbfgs_history=args.history, precision=args.precision, device=device,
+                 conv_algorithm=args.conv_algorithm)
     extractor = make_extractor(args.layer, weights=args.weights, pooling=args.pooling, device=device,
-                               precision=args.precision, seed=args.seed)
+                               precision=args.precision, seed=args.seed, conv_algorithm=args.conv_algorithm)
     result = reconstruct_content(image, args.layer[0], extractor=extractor, steps=args.steps,
                                  optimizer=args.optimizer, seed=args.seed, callbacks=callbacks,
                                  **_optimizer_options(args))
@@ -218,9 +222,10 @@ def _run_style(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str
     device = resolve_device(args.device)
     image = load_image(args.image, args.size, device=device)
     check_memory(tuple(image.shape[-2:]), content_layers=(), style_layers=args.layers, optimizer=args.optimizer,
-                 lbfgs_history=args.history, precision=args.precision, device=device)
+                 lbfgs_history=args.history, precision=args.precision, device=device,
+                 conv_algorithm=args.conv_algorithm)
     extractor = make_extractor(args.layers, weights=args.weights, pooling=args.pooling, device=device,
-                               precision=args.precision, seed=args.seed)
+                               precision=args.precision, seed=args.seed, conv_algorithm=args.conv_algorithm)
     weights = dict(zip(args.layers, args.layer_weights)) if args.layer_weights else None
     result = synthesize_texture(image, args.layers, extractor=extractor, layer_weights=weights,
                                 steps=args.steps, optimizer=args.optimizer, seed=args.seed,
@@ -241,7 +246,8 @@ def _estimate_mib(args: argparse.Namespace) -> float:
     else:
         layers = {"content_layers": args.content_layers, "style_layers": args.style_layers}
     return estimate_peak_memory(args.size, optimizer=args.optimizer, lbfgs_history=args.history,
-                                precision=args.precision, device=args.device, **layers) / 2**20
+                                precision=args.precision, device=args.device, conv_algorithm=args.conv_algorithm,
+                                **layers) / 2**20
 
 
 def _optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -249,7 +255,8 @@ def _optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _shared_params(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("size", "steps", "optimizer", "history", "lr", "pooling", "weights", "seed", "device", "precision")
+    keys = ("size", "steps", "optimizer", "history", "lr", "pooling", "weights", "seed", "device", "precision",
+            "conv_algorithm")
     return {k: getattr(args, k) for k in keys}
 
 

@@ -28,6 +28,8 @@ OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
 INITS: tuple[str, ...] = ("content", "style", "noise")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+#: How the 3x3 convolutions are computed (see ``nst_utils.recipes.make_extractor``).
+CONV_ALGORITHMS: tuple[str, ...] = ("auto", "direct", "winograd")
 
 PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -69,6 +71,8 @@ class TransferConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "float32"
+    #: "auto": Winograd F(4x4, 3x3) for the deep layers on a CPU in float32, else direct.
+    conv_algorithm: str = "auto"
     #: Style image resized to the content's size (the paper) or kept at its own scale.
     style_scale: str = "content"
     #: Coarse-to-fine: longest sides to optimise at first, increasing, each below ``size``;
@@ -140,6 +144,7 @@ def validate(cfg: TransferConfig) -> None:
     _choice(cfg.weights, WEIGHT_SOURCES, "weights")
     _choice(cfg.device, DEVICES, "device")
     _choice(cfg.precision, PRECISIONS, "precision")
+    _choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")
     _choice(cfg.style_scale, ("content", "own"), "style_scale")
     pyramid = tuple(int(v) for v in cfg.pyramid)
     object.__setattr__(cfg, "pyramid", pyramid)

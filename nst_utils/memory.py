@@ -1,14 +1,18 @@
 """How much memory a style-transfer run needs, and a check that fails before allocating it.
 
-:func:`estimate_peak_memory` predicts the peak of one run: the process's peak RSS on the CPU
-(the Python + torch + network footprint included), ``torch.cuda.max_memory_allocated`` on CUDA.
-For an image of ``P = H x W`` pixels and ``n = 3 P`` unknowns it adds, in bytes:
+:func:`estimate_peak_memory` predicts the peak of one run: on the CPU the process's peak
+*private* resident memory (``VmHWM - RssFile``, see :func:`peak_private_memory`: the Python +
+torch + network footprint included, shared-library pages mapped from disk left out, because
+their resident count follows the page cache, not the run), on CUDA
+``torch.cuda.max_memory_allocated``. For an image of ``P = H x W`` pixels and ``n = 3 P``
+unknowns it adds, in bytes:
 
 * ``BASELINE_CPU``: Python, torch, torchvision, scipy and nst_utils imported, plus the transient
   of building the network (the Caffe file is dequantised in full before it is truncated).
   Measured once (CPU only; CUDA's counter sees no interpreter).
 * the network's weights up to the deepest layer used (4 bytes per parameter; a reduced-precision
-  autocast keeps a 2-byte copy as well).
+  autocast keeps a 2-byte copy as well; Winograd layers keep two transformed filter banks,
+  8x their weights: about 390 MB for the paper's layers).
 * ``ACTIVATION_FACTOR x`` the tensors autograd keeps for the backward pass, per layer up to the
   deepest one used (``LAYER_CHANNELS[l] * P / LAYER_STRIDE[l]^2`` elements each): every ReLU
   and pooling output (convolution outputs are freed once their ReLU has run), the preprocessed
@@ -22,13 +26,13 @@ For an image of ``P = H x W`` pixels and ``n = 3 P`` unknowns it adds, in bytes:
   history of ``m`` pairs (scipy's ``lbfgsb``), or Adam's two moment buffers (``2 n`` floats).
   On CUDA the L-BFGS-B workspace lives in host memory and is left out.
 
-The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the peak RSS of real
-``nst.transfer`` runs (2 steps, paper settings, one fresh process per size; results and errors in
-``benchmarks/memory_calibration.json``, regenerate with ``python -m benchmarks --memory-only
---sizes 128,256,512,768,1024``). Errors of the estimate there: +2.8 % at 128 px, -4.3 % at 256,
--0.7 % at 512, -1.9 % at 768, +1.2 % at 1024. The baseline was measured with torch's CUDA build
-(whose import alone is ~730 MiB of RSS); a CPU-only build makes the estimate err on the safe side.
-On CUDA the same counts are used without a measured calibration.
+The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the peak private
+memory of real ``nst.transfer`` runs (2 steps, paper settings, one fresh process per size;
+results and errors in ``benchmarks/memory_calibration.json``, regenerate with ``python -m
+benchmarks --memory-only --sizes 128,256,512,768,1024``). Errors of the estimate there:
++4.3 % at 128 px, +1.4 % at 256, -4.2 % at 512, -3.0 % at 768, +4.2 % at 1024. The baseline
+was measured with torch's CUDA build from PyPI; a CPU-only build makes the estimate err on the
+safe side. On CUDA the same counts are used without a measured calibration.
 """
 
 from __future__ import annotations
@@ -44,10 +48,10 @@ from .config import MAX_SIZE, MIN_SIZE, OPTIMIZERS, PAPER, TransferConfig
 from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS, check_layers
 
 GIB = 2**30
-#: Peak RSS of the interpreter with torch etc. imported and the network built (CPU, measured).
-BASELINE_CPU = 920 * 2**20
+#: Peak private memory of the interpreter with torch etc. imported and the network built (CPU, fitted).
+BASELINE_CPU = 595 * 2**20
 #: Measured peak / counted saved activations (see the module docstring).
-ACTIVATION_FACTOR = 1.2
+ACTIVATION_FACTOR = 1.28
 #: Float32-sized image copies per unknown besides the optimiser's state (see the docstring).
 IMAGE_COPIES = 8
 #: Sizes :func:`largest_fitting_size` reports are multiples of this.
@@ -70,6 +74,7 @@ class MemoryRequest:
     lbfgs_history: int
     precision: str
     device: torch.device
+    conv_algorithm: str
 
 
 def _request(
@@ -80,6 +85,7 @@ def _request(
     lbfgs_history: int | None,
     precision: str | None,
     device: str | torch.device | None,
+    conv_algorithm: str | None,
 ) -> MemoryRequest:
     from .recipes import resolve_device
 
@@ -103,6 +109,7 @@ def _request(
         height, width,
         contents, styles,
         optimizer, history, precision or cfg.precision, resolve_device(device or cfg.device),
+        conv_algorithm or cfg.conv_algorithm,
     )
 
 
@@ -125,13 +132,18 @@ def saved_activation_bytes(pixels: float, content_layers: Iterable[str], style_l
     return total
 
 
-def weight_bytes(deepest_layer: str, reduced_precision: bool = False) -> int:
-    """The conv weights and biases up to ``deepest_layer`` (plus autocast's 2-byte copies)."""
+def weight_bytes(deepest_layer: str, reduced_precision: bool = False, winograd: bool = False) -> int:
+    """The conv weights and biases up to ``deepest_layer`` (plus autocast's 2-byte copies, or the
+    Winograd layers' two transformed filter banks: 2 x 36 floats per 3x3 filter)."""
+    from .winograd import winograd_layer
+
     params, c_in = 0, 3
     for name in LAYERS[: LAYER_INDEX[deepest_layer] + 1]:
         if name.startswith("conv"):
             c_out = LAYER_CHANNELS[name]
             params += 9 * c_in * c_out + c_out
+            if winograd and winograd_layer(c_in, c_out):
+                params += 2 * 36 * c_in * c_out
             c_in = c_out
     return params * (6 if reduced_precision else 4)
 
@@ -153,6 +165,7 @@ def estimate_peak_memory(
     lbfgs_history: int | None = None,
     precision: str | None = None,
     device: str | torch.device | None = None,
+    conv_algorithm: str | None = None,
 ) -> int:
     """Estimated peak memory in bytes of a style-transfer run (see the module docstring).
 
@@ -161,10 +174,11 @@ def estimate_peak_memory(
     otherwise the paper's defaults (``PAPER``) do. On the CPU the result is a peak RSS,
     on CUDA a ``torch.cuda.max_memory_allocated``.
     """
-    from .recipes import resolve_precision
+    from .recipes import resolve_precision, resolve_winograd
 
-    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device)
+    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device, conv_algorithm)
     reduced = resolve_precision(req.precision, req.device) is not None
+    winograd = resolve_winograd(req.conv_algorithm, req.precision, req.device)
     pixels = req.height * req.width
     unknowns = 3 * pixels
     layers = (*req.content_layers, *req.style_layers)
@@ -172,7 +186,7 @@ def estimate_peak_memory(
     activations = saved_activation_bytes(pixels, req.content_layers, req.style_layers, 2 if reduced else 4)
     targets = sum(_elements(n, pixels) * 4 for n in req.content_layers)
     targets += sum(LAYER_CHANNELS[n] ** 2 * 4 for n in req.style_layers)
-    total = ACTIVATION_FACTOR * activations + targets + weight_bytes(deepest, reduced)
+    total = ACTIVATION_FACTOR * activations + targets + weight_bytes(deepest, reduced, winograd)
     total += IMAGE_COPIES * unknowns * 4
     on_cpu = req.device.type == "cpu"
     if req.optimizer == "adam" or on_cpu:  # L-BFGS-B's workspace is host memory
@@ -204,16 +218,24 @@ def available_memory(device: str | torch.device = "cpu") -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def _proc_status_kib(*fields: str) -> dict[str, int] | None:
+    """Selected ``kB`` fields of ``/proc/self/status``; None where there is no ``/proc``."""
+    try:
+        with open("/proc/self/status") as f:
+            values = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in f) if k in fields}
+    except (OSError, ValueError, IndexError):
+        return None
+    return values if len(values) == len(fields) else None
+
+
 def memory_in_use(device: str | torch.device = "cpu") -> int:
-    """What this process already holds and the estimate counts too: RSS, or CUDA allocations."""
+    """What this process already holds and the estimate counts too: its private resident
+    memory (RSS less file-backed pages, see :func:`peak_private_memory`), or CUDA allocations."""
     dev = torch.device(device)
     if dev.type == "cuda":
         return int(torch.cuda.memory_allocated(dev))
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+    status = _proc_status_kib("VmRSS", "RssFile")
+    return (status["VmRSS"] - status["RssFile"]) * 1024 if status else 0
 
 
 def largest_fitting_size(
@@ -226,6 +248,7 @@ def largest_fitting_size(
     lbfgs_history: int | None = None,
     precision: str | None = None,
     device: str | torch.device | None = None,
+    conv_algorithm: str | None = None,
 ) -> int:
     """The largest longest side (a multiple of ``SIZE_MULTIPLE``, at most ``MAX_SIZE``) whose
     estimate fits in ``budget`` bytes, for images of ``aspect`` = short side / long side;
@@ -233,7 +256,8 @@ def largest_fitting_size(
     if not 0 < aspect <= 1:
         raise ValueError(f"aspect must be in (0, 1], got {aspect}")
     options = {"content_layers": content_layers, "style_layers": style_layers, "optimizer": optimizer,
-                   "lbfgs_history": lbfgs_history, "precision": precision, "device": device}
+               "lbfgs_history": lbfgs_history, "precision": precision, "device": device,
+               "conv_algorithm": conv_algorithm}
 
     def fits(side: int) -> bool:
         short = max(1, round(side * aspect))
@@ -261,6 +285,7 @@ def check_memory(
     lbfgs_history: int | None = None,
     precision: str | None = None,
     device: str | torch.device | None = None,
+    conv_algorithm: str | None = None,
     available: int | None = None,
     in_use: int | None = None,
 ) -> int:
@@ -271,9 +296,10 @@ def check_memory(
     estimate includes it. ``available``/``in_use`` default to :func:`available_memory` and
     :func:`memory_in_use` on the run's device.
     """
-    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device)
+    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device, conv_algorithm)
     options = {"content_layers": req.content_layers, "style_layers": req.style_layers, "optimizer": req.optimizer,
-                   "lbfgs_history": req.lbfgs_history, "precision": req.precision, "device": req.device}
+               "lbfgs_history": req.lbfgs_history, "precision": req.precision, "device": req.device,
+               "conv_algorithm": req.conv_algorithm}
     need = estimate_peak_memory((req.height, req.width), **options)
     free = available_memory(req.device) if available is None else available
     held = memory_in_use(req.device) if in_use is None else in_use
@@ -289,22 +315,25 @@ def check_memory(
     )
 
 
-def peak_rss() -> int:
-    """This process's peak resident memory in bytes.
+def peak_private_memory() -> int:
+    """This process's peak resident memory less its file-backed pages, in bytes.
 
-    Reads ``VmHWM`` from ``/proc/self/status``, which starts afresh with each ``exec``:
-    ``getrusage``'s ``ru_maxrss`` carries a forking parent's high-water mark into its children,
-    so a run started from a large process (pytest, a notebook) would report the parent's peak.
-    Falls back to ``ru_maxrss`` where there is no ``/proc``.
+    ``VmHWM - RssFile`` from ``/proc/self/status``. The file-backed pages are the shared
+    libraries' code and read-only data mapped from disk; how many of them are resident depends
+    on the page cache, not on the run (importing the same torch install measured 331 MiB of
+    them from long-installed files and 546 MiB right after a fresh ``pip install``), and the
+    kernel can drop them under pressure. What is left is the memory the run consumes. Since
+    file pages only accumulate, subtracting today's ``RssFile`` from the high-water mark
+    errs low by at most the libraries touched after the peak.
+
+    ``VmHWM`` starts afresh with each ``exec``, unlike ``getrusage``'s ``ru_maxrss``, which
+    carries a forking parent's high-water mark into its children (a run started from pytest
+    or a notebook would report the parent's peak). Where there is no ``/proc`` this falls
+    back to ``ru_maxrss`` (file pages included).
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    status = _proc_status_kib("VmHWM", "RssFile")
+    if status:
+        return (status["VmHWM"] - status["RssFile"]) * 1024
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-

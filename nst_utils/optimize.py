@@ -10,7 +10,8 @@ the sum of the terms over images in the box ``[0, 1]``. Two optimisers:
     implementations do with ``torch.optim.LBFGS``) silently invalidates its curvature pairs;
     L-BFGS-B keeps them consistent. Its line search (Moré-Thuente) makes it independent of
     the loss scale, so every alpha/beta converges without tuning a learning rate. One step is
-    one L-BFGS iteration (1.0-1.3 objective evaluations on average).
+    one L-BFGS iteration: the first three take about 2, 7 and 2 objective evaluations while the
+    line search finds the scale, later ones one (1.07 per step over 120 steps at 128 px).
 ``"adam"``
     Adam on the pixels with projection onto the box after every update (projected gradient
     is the correct box handling for a first-order method). One step is one evaluation.

@@ -277,14 +277,14 @@ class TransferPanel(widgets.VBox):
     # ---- package calls -------------------------------------------------------------------------
 
     def _extractor(self, cfg: TransferConfig, device: torch.device) -> VGG19Features:
-        """Cached while weights, pooling, device and precision stay the same and it reaches deep enough."""
+        """Cached while weights, pooling, device, precision and algorithm stay the same and it reaches deep enough."""
         last = deepest([*cfg.content_layers, *cfg.style_layers])
-        key = (cfg.weights, cfg.pooling, str(device), cfg.precision, cfg.seed)
+        key = (cfg.weights, cfg.pooling, str(device), cfg.precision, cfg.conv_algorithm, cfg.seed)
         cached = self._extractors.get(key)
         if cached is None or last not in cached.layer_names:
             self._extractors = {key: make_extractor(  # one network at a time (memory)
                 [last], weights=cfg.weights, pooling=cfg.pooling, device=device,
-                precision=cfg.precision, seed=cfg.seed)}
+                precision=cfg.precision, seed=cfg.seed, conv_algorithm=cfg.conv_algorithm)}
         return self._extractors[key]
 
     def _images(self, cfg: TransferConfig, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -506,7 +506,8 @@ def _memory_text(cfg: TransferConfig, shape: tuple[int, int] | None, device: tor
     try:
         estimate = estimate_peak_memory(
             shape or cfg.size, content_layers=cfg.content_layers, style_layers=cfg.style_layers,
-            optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, precision=cfg.precision, device=device)
+            optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, precision=cfg.precision, device=device,
+            conv_algorithm=cfg.conv_algorithm)
     except Exception:  # noqa: BLE001 (an optional readout must never break the panel)
         return ""
     if isinstance(estimate, (int, float)):

@@ -239,7 +239,7 @@ def make_closure(extractor, layer, target, shape):
         x = torch.from_numpy(z).view(shape).to(target.device, torch.float32).requires_grad_(True)
         loss = nst.content_loss(extractor(x, [layer])[layer], target)
         (grad,) = torch.autograd.grad(loss, x)
-        return float(loss), grad.double().cpu().numpy().ravel()
+        return float(loss.detach()), grad.double().cpu().numpy().ravel()
 
     return closure
 

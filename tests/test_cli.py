@@ -96,6 +96,7 @@ def test_transfer_metadata(transfer_run: tuple[int, str, str, Path]) -> None:
     assert params["content_layers"] == ["relu4_2"]
     assert params["style_layers"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     assert params["seed"] == 0 and params["weights"] == "caffe" and params["pooling"] == "avg"
+    assert params["conv_algorithm"] == "auto"
     assert meta["steps"] == 3
     assert set(meta["final_loss"]) == {"content", "style"}
 
@@ -239,6 +240,7 @@ def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         (["--steps", "0"], ["expected a positive number, got 0"]),
         (["--size", "16"], ["size 16 is out of range; expected 32..4096"]),
         (["--optimizer", "sgd"], ["invalid choice: 'sgd'"]),
+        (["--conv-algorithm", "fft"], ["invalid choice: 'fft'"]),
         (["--style-layer-weights", "1,2"], ["2 style layer weights given for 5 style layers"]),
         (["--style-layer-weights", "1,-2,1,1,1"], ["expected a number >= 0, got -2"]),
         (["--init", "nothing_here.png"], ["nothing_here.png: no such file"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,6 +66,32 @@ def test_estimate_grows_with_layers() -> None:
     assert one < estimate_peak_memory(512, style_layers=("relu1_1", "relu5_1"), device="cpu")
 
 
+def test_winograd_filters_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two transformed filter banks, 36 floats per 3x3 filter each, for conv3_1..conv5_1."""
+    monkeypatch.setenv("NST_FAST", "1")
+    direct = estimate_peak_memory(512, device="cpu", conv_algorithm="direct")
+    winograd = estimate_peak_memory(512, device="cpu", conv_algorithm="winograd")
+    deep = sum(c * k for c, k in [(128, 256), (256, 256), (256, 256), (256, 256), (256, 512),
+                                   (512, 512), (512, 512), (512, 512), (512, 512)])
+    assert winograd - direct == 2 * 36 * deep * 4
+    assert estimate_peak_memory(512, device="cpu") == direct  # "auto" in fast mode (the tests)
+    monkeypatch.delenv("NST_FAST")
+    assert estimate_peak_memory(512, device="cpu") == winograd  # "auto" on a CPU in float32
+    cfg = nst.PAPER.replace(size=512, device="cpu", conv_algorithm="direct")
+    assert estimate_peak_memory(cfg) == direct
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_private_memory_leaves_out_file_backed_pages() -> None:
+    lines = Path("/proc/self/status").read_text().splitlines()
+    status = {k: int(v.split()[0]) * 1024 for k, _, v in (line.partition(":") for line in lines)
+              if k in ("VmHWM", "RssFile")}
+    peak = memory.peak_private_memory()
+    assert 0 < peak <= status["VmHWM"]
+    assert peak >= status["VmHWM"] - status["RssFile"] - 64 * 2**20  # read a moment apart
+    assert 0 < memory.memory_in_use("cpu") <= peak + 64 * 2**20
+
+
 def test_adam_needs_less_than_lbfgs_with_the_default_history() -> None:
     assert estimate_peak_memory(512, optimizer="adam", device="cpu") < estimate_peak_memory(512, device="cpu")
 
@@ -74,7 +101,8 @@ def test_adam_needs_less_than_lbfgs_with_the_default_history() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [128, 256])
 def test_estimate_within_tolerance_of_a_measured_run(size: int) -> None:
-    """Peak RSS of a real 2-step ``nst.transfer`` in a fresh process (one per size)."""
+    """Peak private memory of a real 2-step ``nst.transfer`` in a fresh process (one per size;
+    the tests run in fast mode, so with direct convolutions; Winograd runs: the next test)."""
     from benchmarks.memory_calibration import measure_peak
 
     measured = measure_peak(size, steps=2, device="cpu")["peak_bytes"]
@@ -87,10 +115,12 @@ def test_estimate_within_tolerance_of_the_benchmark_calibration() -> None:
     from benchmarks.memory_calibration import CALIBRATION_FILE
 
     runs = json.loads(CALIBRATION_FILE.read_text())["runs"]
-    measured = {r["size"]: r["peak_bytes"] for r in runs if r["device"] == "cpu" and r["precision"] == "float32"}
-    assert {512, 1024} <= measured.keys()
-    for size, peak in measured.items():
-        estimate = estimate_peak_memory(size, device="cpu", precision="float32")
+    runs = [r for r in runs if r["device"] == "cpu" and r["precision"] == "float32"]
+    assert {512, 1024} <= {r["size"] for r in runs}
+    for run in runs:
+        size, peak = run["size"], run["peak_bytes"]
+        algorithm = "winograd" if run["winograd"] else "direct"
+        estimate = estimate_peak_memory(size, device="cpu", precision="float32", conv_algorithm=algorithm)
         assert abs(estimate / peak - 1) <= TOLERANCE, f"{size} px: {estimate=} measured={peak}"
 
 

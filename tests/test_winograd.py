@@ -1,0 +1,125 @@
+"""nst_utils.winograd: Winograd F(4x4, 3x3) against PyTorch's direct convolution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nst_utils.recipes import make_extractor
+from nst_utils.winograd import WinogradConv2d, transform_filters, use_winograd, winograd_conv3x3
+
+REL = 1e-4  # float32 Winograd F(4,3) measured ~1e-5 relative to the largest output
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize(("channels", "out", "height", "width"), [
+    (3, 8, 16, 16),     # one band, whole tiles
+    (16, 24, 13, 17),   # sides that are not multiples of the tile
+    (32, 16, 5, 3),     # smaller than one tile
+    (8, 8, 1, 9),
+])
+def test_matches_direct_convolution(channels: int, out: int, height: int, width: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, channels, height, width, generator=gen)
+    w = torch.randn(out, channels, 3, 3, generator=gen)
+    b = torch.randn(out, generator=gen)
+    expected = F.conv2d(x, w, b, padding=1)
+    got = winograd_conv3x3(x, transform_filters(w), b)
+    assert got.shape == expected.shape
+    assert _rel(got, expected) < REL
+
+
+def test_bands_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tile rows are processed in bands that fit in cache; the band size must not matter
+    (beyond rounding: a different matrix width changes the GEMM's summation blocking)."""
+    from nst_utils import winograd
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 8, 30, 22, generator=gen)
+    u = transform_filters(torch.randn(4, 8, 3, 3, generator=gen))
+    whole = winograd_conv3x3(x, u)
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)  # one tile row per band
+    assert _rel(winograd_conv3x3(x, u), whole) < 1e-5
+
+
+def test_channels_last_input() -> None:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 8, 12, 12, generator=gen).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(8, 8, 3, 3, generator=gen)
+    assert _rel(winograd_conv3x3(x, transform_filters(w)), F.conv2d(x, w, padding=1)) < REL
+
+
+def test_input_gradient_matches_autograd_of_the_direct_convolution() -> None:
+    gen = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(16, 32, 3, padding=1).requires_grad_(False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
+    fast = WinogradConv2d(conv)
+    x = torch.randn(1, 16, 19, 14, generator=gen)
+    weight = torch.randn(1, 32, 19, 14, generator=gen)  # a loss that weights every output differently
+    grads = []
+    for module in (conv, fast):
+        xi = x.clone().requires_grad_(True)
+        (module(xi) * weight).sum().backward()
+        grads.append(xi.grad)
+    assert _rel(grads[1], grads[0]) < REL
+
+
+def test_gradcheck_in_double() -> None:
+    conv = nn.Conv2d(2, 3, 3, padding=1).double().requires_grad_(False)
+    fast = WinogradConv2d(conv)
+    x = torch.randn(1, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fast, (x,))
+
+
+def test_rejects_what_it_cannot_compute() -> None:
+    for conv in (nn.Conv2d(4, 4, 5, padding=2), nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Conv2d(4, 4, 3)):
+        with pytest.raises(ValueError, match="3x3 stride-1 padding-1"):
+            WinogradConv2d(conv)
+    with pytest.raises(ValueError, match="3x3 filters"):
+        transform_filters(torch.zeros(4, 4, 5, 5))
+    with pytest.raises(ValueError, match=r"expected \(B, 4, H, W\)"):
+        winograd_conv3x3(torch.zeros(1, 3, 8, 8), transform_filters(torch.zeros(2, 4, 3, 3)))
+
+
+def test_only_the_deep_layers_are_replaced() -> None:
+    ext = make_extractor(["relu5_1"], weights="random", device="cpu", precision="float32", conv_algorithm="winograd")
+    replaced = [name for name, m in zip(ext.layer_names, ext.body) if isinstance(m, WinogradConv2d)]
+    assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1", "conv4_2", "conv4_3", "conv4_4",
+                        "conv5_1"]
+    assert not use_winograd(nn.Conv2d(64, 64, 3, padding=1))
+
+
+def test_auto_is_winograd_on_a_cpu_in_float32_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    layers = ["relu3_1"]
+    monkeypatch.setenv("NST_FAST", "1")
+    assert not make_extractor(layers, weights="random", device="cpu", precision="float32").winograd  # fast mode
+    monkeypatch.delenv("NST_FAST")
+    assert make_extractor(layers, weights="random", device="cpu", precision="float32").winograd
+    assert not make_extractor(layers, weights="random", device="cpu", precision="bfloat16").winograd
+    assert not make_extractor(layers, weights="random", device="cpu", conv_algorithm="direct").winograd
+    with pytest.raises(ValueError, match="unknown conv_algorithm 'fft'"):
+        make_extractor(layers, weights="random", device="cpu", conv_algorithm="fft")
+
+
+def test_features_and_gradients_of_the_caffe_network_agree() -> None:
+    """The normalised Caffe VGG-19 through relu5_1: both algorithms, same features and image gradient."""
+    layers = ["relu3_1", "relu4_2", "relu5_1"]
+    x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(4))
+    results = []
+    for algorithm in ("direct", "winograd"):
+        ext = make_extractor(layers, device="cpu", precision="float32", conv_algorithm=algorithm)
+        xi = x.clone().requires_grad_(True)
+        feats = ext(xi, layers)
+        sum(f.square().mean() for f in feats.values()).backward()
+        results.append((feats, xi.grad))
+    (direct, g_direct), (fast, g_fast) = results
+    for name in layers:
+        assert _rel(fast[name], direct[name]) < 1e-3, name
+    assert _rel(g_fast, g_direct) < 1e-3
