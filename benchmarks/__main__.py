@@ -62,8 +62,9 @@ def _conv_algorithms(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=_sizes, default=[128, 256, 512], help="image sides (128,256,512)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per run (%(default)s)")
-    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the median (%(default)s)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per run (%(default)s)")
+    p.add_argument("--warmup", type=int, default=5,
+                   help="first steps left out of the median: L-BFGS-B finds its scale, allocations settle (%(default)s)")
     p.add_argument("--quality-steps", type=int, default=100,
                    help="reference steps that set the quality threshold; 0 skips it (%(default)s; paper-like: 300)")
     p.add_argument("--quality-cap", type=float, default=2.0,

@@ -56,7 +56,22 @@ def gram_matrix(features: Tensor) -> Tensor:
         feats = feats.float()
     flat = feats.flatten(2)  # (B, N, M)
     with torch.autocast(flat.device.type, enabled=False):
+        return _Gram.apply(flat)
+
+
+class _Gram(torch.autograd.Function):
+    """``F F^T`` with the backward ``dF = (dG + dG^T) F``: one matrix product where autograd's
+    generic rule for ``F @ F^T`` computes two (one per operand). Saves 1/3 of the Gram work."""
+
+    @staticmethod
+    def forward(ctx, flat: Tensor) -> Tensor:
+        ctx.save_for_backward(flat)
         return flat @ flat.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (flat,) = ctx.saved_tensors
+        return (grad + grad.transpose(1, 2)) @ flat
 
 
 #: Calibration of the content loss, chosen once so that the paper's alpha/beta values give the

@@ -348,3 +348,16 @@ def test_gradcheck_style_loss():
         return style_loss({"conv1_1": x, "conv2_1": y}, targets, {"conv1_1": 0.3, "conv2_1": 0.7})
 
     assert gradcheck(fn, (f, g))
+
+
+def test_gram_gradient_is_the_generic_one():
+    """The Gram matrix's hand-written backward, dF = (dG + dG^T) F: gradcheck in float64, and
+    the same gradient as autograd's rule for ``F @ F^T`` on a channels-last float32 map."""
+    feats = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (feats,))
+    x = torch.randn(1, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weight = torch.randn(1, 6, 6)  # a loss that is not symmetric in G
+    (gram_matrix(x) * weight).sum().backward()
+    flat = x.detach().flatten(2).requires_grad_(True)
+    ((flat @ flat.transpose(1, 2)) * weight).sum().backward()
+    torch.testing.assert_close(x.grad.flatten(2), flat.grad)
