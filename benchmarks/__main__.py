@@ -129,9 +129,10 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
                 for algorithm in args.conv_algorithms:
                     spec = {**base, "impl": "nst", "precision": precision, "conv_algorithm": algorithm,
                             "threshold": threshold, "max_steps": int(args.quality_cap * args.quality_steps)}
-                    if (precision, resolve_winograd(spec["conv_algorithm"], precision, device)) in seen:
+                    variant = (precision, resolve_winograd(algorithm, precision, device))
+                    if variant in seen:
                         continue  # "auto" resolved to the same algorithm as one already run
-                    seen.add((precision, resolve_winograd(spec["conv_algorithm"], precision, device)))
+                    seen.add(variant)
                     row = run_child(spec, args.timeout)
                     rows.append(row)
                     print(f"{size} px nst {precision} {algorithm}: {row['s_per_step']:.3f} s/step", file=sys.stderr)

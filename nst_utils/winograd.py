@@ -70,8 +70,14 @@ def winograd_conv3x3(x: Tensor, filters: Tensor, bias: Tensor | None = None) -> 
     """``F.conv2d(x, w, bias, padding=1)`` for ``filters = transform_filters(w)``; ``x`` is ``(B, C, H, W)``."""
     if x.dim() != 4 or x.shape[1] != filters.shape[2]:
         raise ValueError(f"expected (B, {filters.shape[2]}, H, W) input, got {tuple(x.shape)}")
-    out = torch.stack([_single(image, filters) for image in x.contiguous()])
-    return out if bias is None else out + bias.view(1, -1, 1, 1)
+    images = x.contiguous()
+    # The usual batch of one is a view of its own fresh buffer (stacking would copy it), and
+    # the bias goes into that buffer in place (adding it out of place would copy it again).
+    if len(images) == 1:
+        out = _single(images[0], filters).unsqueeze(0)
+    else:
+        out = torch.stack([_single(image, filters) for image in images])
+    return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
 
 
 def _single(x: Tensor, filters: Tensor) -> Tensor:

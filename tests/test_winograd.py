@@ -18,15 +18,16 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize(("channels", "out", "height", "width"), [
     (3, 8, 16, 16),     # one band, whole tiles
     (16, 24, 13, 17),   # sides that are not multiples of the tile
     (32, 16, 5, 3),     # smaller than one tile
     (8, 8, 1, 9),
 ])
-def test_matches_direct_convolution(channels: int, out: int, height: int, width: int) -> None:
+def test_matches_direct_convolution(batch: int, channels: int, out: int, height: int, width: int) -> None:
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, channels, height, width, generator=gen)
+    x = torch.randn(batch, channels, height, width, generator=gen)
     w = torch.randn(out, channels, 3, 3, generator=gen)
     b = torch.randn(out, generator=gen)
     expected = F.conv2d(x, w, b, padding=1)
