@@ -22,9 +22,14 @@ def _quality(row: Mapping[str, Any]) -> str:
 
 
 def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, float]]) -> str:
-    """Rows of child results as a markdown table; ``floors[size][dtype]`` in s/evaluation."""
-    head = ("| size | implementation | precision | s/step (median) | evals/step | floor s/eval | "
-            "step / floor | peak memory MiB | time to quality s | loss at end |")
+    """Rows of child results as a markdown table; ``floors[size][dtype]`` in s/evaluation.
+
+    Every row of a size and dtype is held to the same floor, the network's analytic FLOPs
+    (direct convolutions): the work both implementations are asked to do. A Winograd row does
+    fewer multiplications than that count, so it may come out below 1.0x.
+    """
+    head = ("| size | implementation | precision | s/step (median) | s/eval (median) | evals/step | "
+            "floor s/eval | eval / floor | step / floor | peak memory MiB | time to quality s | loss at end |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         name = "naive reference" if row["impl"] != "nst" else (
@@ -33,15 +38,34 @@ def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, f
             name += f", coarse-to-fine from {row['pyramid'][0]} px ({row['pyramid_steps']} steps)"
         if row.get("target"):
             name += f", timed to {row['target']}"
-        key = f"{row['dtype']} winograd" if row.get("winograd") else row["dtype"]
-        floor = floors.get(row["size"], {}).get(key)
-        ratio = row["s_per_step"] / floor if floor and row.get("s_per_step") else None
+        floor = floors.get(row["size"], {}).get(row["dtype"])
+        step, evaluation = row.get("s_per_step"), row.get("s_per_eval")
         lines.append(
-            f"| {row['size']} | {name} | {row['precision']} ({row['dtype']}) | {_fmt(row.get('s_per_step'), '.3f')} | "
-            f"{row['evals_per_step']:.2f} | {_fmt(floor, '.3f')} | {_fmt(ratio, '.1f')}x | "
+            f"| {row['size']} | {name} | {row['precision']} ({row['dtype']}) | {_fmt(step, '.3f')} | "
+            f"{_fmt(evaluation, '.3f')} | {row['evals_per_step']:.2f} | {_fmt(floor, '.3f')} | "
+            f"{_ratio(evaluation, floor)} | {_ratio(step, floor)} | "
             f"{row['peak_bytes'] / MIB:.0f} | {_quality(row)} | {_fmt(row.get('final_loss'), '.4g')} |"
         )
     return "\n".join(lines)
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    return f"{value / floor:.2f}x" if value and floor else "–"
+
+
+def winograd_notes(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, float]]) -> list[str]:
+    """For each Winograd row, its evaluation against the FLOPs Winograd actually executes."""
+    notes = []
+    for row in rows:
+        floor = floors.get(row["size"], {}).get("float32 winograd")
+        if row.get("winograd") and floor and row.get("s_per_eval") and not row.get("pyramid") \
+                and not row.get("target"):
+            notes.append(
+                f"{row['size']} px, Winograd: the FLOPs it executes (transforms counted as dense "
+                f"matrices) give a floor of {floor:.3f} s/eval; its evaluation is "
+                f"{row['s_per_eval'] / floor:.2f}x that (the tile transforms are memory-bound)."
+            )
+    return notes
 
 
 def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, float]],
@@ -70,9 +94,13 @@ def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str
         ("* s/step: median wall time of one optimiser step after the warm-up steps (an L-BFGS-B "
         "step of nst_utils is one iteration, evals/step evaluations; a step of the reference is one "
         "closure evaluation of torch.optim.LBFGS, which without line search is one iteration)."),
+        ("* s/eval: median of 5 evaluations of the objective (forward + image gradient) timed on "
+        "their own after the run; the step adds the optimiser's own work (scipy's L-BFGS-B update, "
+        "single-threaded, grows with history x pixels; torch.optim.LBFGS's for the reference)."),
         ("* floor s/eval: analytic FLOPs of one forward + image-gradient backward through the layers "
-        "used (see benchmarks/flops.py) over the conv throughput above, for the row's dtype and "
-        "convolution algorithm (Winograd F(4x4,3x3) multiplies less than a direct convolution)."),
+        "used, direct 3x3 convolutions and Gram matrices (see benchmarks/flops.py), over the conv "
+        "throughput above for the row's dtype: the same floor for every implementation at a size. "
+        "Winograd F(4x4,3x3) multiplies less than that count, so a Winograd row can go below 1x."),
         ("* peak memory: peak resident memory of the row's own process less its file-backed pages "
         "(VmHWM - RssFile: Python, torch and the model included; shared-library pages left out, "
         "their count depends on the page cache); torch.cuda.max_memory_allocated on CUDA. "
@@ -85,7 +113,7 @@ def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str
         ("* coarse-to-fine rows first optimise at half the size, then upsample and continue at full "
         "size; their clock includes the coarse level and its setup, their steps and losses are the "
         "full-size level's."),
-        *[f"* {note}" for note in notes],
+        *[f"* {note}" for note in (*winograd_notes(rows, floors), *notes)],
         "",
     ]
     return "\n".join(parts)

@@ -159,6 +159,32 @@ def build_vgg19_body(weights: str = "caffe", pooling: str = "max", seed: int = 0
     return seq
 
 
+@torch.no_grad()
+def fold_filter_scales(modules: dict[str, nn.Module], scales: dict[str, Tensor]) -> None:
+    """Rescale the convolutions in ``modules`` (``{layer name: module}``, in network order) in place
+    so that every channel of every layer comes out multiplied by ``scales[name]``.
+
+    Filter ``i`` of a layer (weights and bias) is multiplied by its scale ``s_i``, and the next
+    layer's input weights for channel ``i`` by ``1 / s_i``: ReLU and pooling commute with a
+    positive per-channel factor, so each conv, ReLU and pool output is the original one times
+    its layer's scale, which is exactly the paper's "scaling the weights" normalisation.
+    """
+    incoming: Tensor | None = None  # the scale of the channels entering the next convolution
+    for name, module in modules.items():
+        if not isinstance(module, nn.Conv2d):
+            continue
+        scale = scales[name]
+        if bool((scale <= 0).any()):
+            raise ValueError(f"{name}: filter scales must be positive to commute with ReLU and pooling")
+        weight = module.weight
+        if incoming is not None:
+            weight.div_(incoming.view(1, -1, 1, 1))
+        weight.mul_(scale.view(-1, 1, 1, 1))
+        if module.bias is not None:
+            module.bias.mul_(scale)
+        incoming = scale
+
+
 class VGG19Features(nn.Module):
     """Frozen VGG-19 returning ``{layer name: feature map}`` for the requested layers.
 
@@ -168,7 +194,9 @@ class VGG19Features(nn.Module):
     convolution's output, not its ReLU.
 
     ``normalise`` (Caffe weights only) applies the paper's normalisation: each filter scaled
-    so that its mean activation over natural images is one (see :mod:`.normalisation`).
+    so that its mean activation over natural images is one (see :mod:`.normalisation`). As in
+    the paper it is folded into the weights (:func:`fold_filter_scales`), so the taps need no
+    per-channel multiplication: no copy of each tap and no extra pass forward or back.
 
     ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the convolutions in reduced precision;
     the returned features are float32 either way, so losses are always summed in float32.
@@ -195,6 +223,11 @@ class VGG19Features(nn.Module):
         body = build_vgg19_body(weights, pooling, seed)
         self.layer_names: tuple[str, ...] = LAYERS[: LAYER_INDEX[last_layer] + 1]
         modules = list(body)[: len(self.layer_names)]
+        self.normalise = normalise and weights == "caffe"
+        if self.normalise:
+            from .normalisation import load_filter_scales
+
+            fold_filter_scales(dict(zip(self.layer_names, modules)), load_filter_scales())
         if winograd:
             from .winograd import WinogradConv2d, use_winograd
 
@@ -212,13 +245,6 @@ class VGG19Features(nn.Module):
         self.register_buffer("channel_order", torch.tensor(order), persistent=False)
         self.register_buffer("input_scale", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
-        self.normalise = normalise and weights == "caffe"
-        if self.normalise:
-            from .normalisation import load_filter_scales
-
-            for name, scale in load_filter_scales().items():
-                if name in self.layer_names:
-                    self.register_buffer(f"scale_{name}", scale.view(1, -1, 1, 1), persistent=False)
         if channels_last:
             self.body = self.body.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
@@ -255,10 +281,4 @@ class VGG19Features(nn.Module):
                 x = module(x)
                 if name in wanted:
                     found[name] = x
-        return {name: self._finish(name, found[name]) for name in layers}
-
-    def _finish(self, name: str, feature: Tensor) -> Tensor:
-        feature = feature.float()
-        if self.normalise:
-            feature = feature * getattr(self, f"scale_{name}")
-        return feature
+        return {name: found[name].float() for name in layers}  # .float(): a no-op without autocast

@@ -54,12 +54,16 @@ def _open(path: Path) -> Image.Image:
             # PIL only warns between 1x and 2x its pixel limit; we refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{path}: {image.width}x{image.height} pixels exceeds the limit of {MAX_PIXELS} "
-                    "(possible decompression bomb)"
-                )
-            image.load()
+            try:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ImageError(
+                        f"{path}: {image.width}x{image.height} pixels exceeds the limit of {MAX_PIXELS} "
+                        "(possible decompression bomb)"
+                    )
+                image.load()
+            except BaseException:
+                image.close()  # a refused or broken image must not keep its file open
+                raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"{path}: too many pixels, refused as a possible decompression bomb ({err})") from err
     except UnidentifiedImageError as err:

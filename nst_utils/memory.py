@@ -16,7 +16,7 @@ unknowns it adds, in bytes:
 * ``ACTIVATION_FACTOR x`` the tensors autograd keeps for the backward pass, per layer up to the
   deepest one used (``LAYER_CHANNELS[l] * P / LAYER_STRIDE[l]^2`` elements each): every ReLU
   and pooling output (convolution outputs are freed once their ReLU has run), the preprocessed
-  input, and for each tap the float32 normalised copy (plus, for a content layer, ``F - P``).
+  input, for a content layer ``F - P``, and under reduced precision each tap's float32 copy.
   The factor, fitted to measurements, covers what this count leaves out: the gradients alive
   during the backward pass and the allocator's slack.
 * the targets: the content features ``P^l`` and the Gram matrices ``A^l`` (``N_l^2`` floats).
@@ -30,7 +30,8 @@ The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the
 memory of real ``nst.transfer`` runs (2 steps, paper settings, one fresh process per size;
 results and errors in ``benchmarks/memory_calibration.json``, regenerate with ``python -m
 benchmarks --memory-only --sizes 128,256,512,768,1024``). Errors of the estimate there:
-+4.3 % at 128 px, +1.4 % at 256, -4.2 % at 512, -3.0 % at 768, +4.2 % at 1024. The baseline
++3.5 % at 128 px, 0.0 % at 256, +0.2 % at 512, +1.4 % at 768, -0.3 % at 1024 (Winograd, the
+CPU default); with direct convolutions, +2.0 % at 128 and +1.3 % at 256. The baseline
 was measured with torch's CUDA build from PyPI; a CPU-only build makes the estimate err on the
 safe side. On CUDA the same counts are used without a measured calibration.
 """
@@ -49,9 +50,9 @@ from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS, check_lay
 
 GIB = 2**30
 #: Peak private memory of the interpreter with torch etc. imported and the network built (CPU, fitted).
-BASELINE_CPU = 595 * 2**20
+BASELINE_CPU = 560 * 2**20
 #: Measured peak / counted saved activations (see the module docstring).
-ACTIVATION_FACTOR = 1.28
+ACTIVATION_FACTOR = 1.40
 #: Float32-sized image copies per unknown besides the optimiser's state (see the docstring).
 IMAGE_COPIES = 8
 #: Sizes :func:`largest_fitting_size` reports are multiples of this.
@@ -119,7 +120,7 @@ def _elements(name: str, pixels: float) -> float:
 
 def saved_activation_bytes(pixels: float, content_layers: Iterable[str], style_layers: Iterable[str],
                            activation_bytes: int = 4) -> float:
-    """Bytes autograd keeps for backward: ReLU and pool outputs, the input, the taps' copies."""
+    """Bytes autograd keeps for backward: ReLU and pool outputs, the input, the taps' copies (if any)."""
     content, style = tuple(content_layers), tuple(style_layers)
     taps = set(content) | set(style)
     last = max(LAYER_INDEX[name] for name in taps)
@@ -127,8 +128,11 @@ def saved_activation_bytes(pixels: float, content_layers: Iterable[str], style_l
     for name in LAYERS[: last + 1]:
         if name.startswith(("relu", "pool")):
             total += _elements(name, pixels) * activation_bytes
-    for name in taps:  # float32 normalised copy; a content layer also keeps F - P
-        total += _elements(name, pixels) * 4 * (2 if name in content else 1)
+    for name in taps:
+        # A reduced-precision tap is copied to float32 for the losses (the normalisation is in
+        # the weights, so a float32 tap is used as it is); a content layer also keeps F - P.
+        copies = (activation_bytes != 4) + (name in content)
+        total += _elements(name, pixels) * 4 * copies
     return total
 
 

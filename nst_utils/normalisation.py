@@ -7,7 +7,8 @@ over images and positions is equal to one." Scaling filter ``i`` of layer ``l`` 
 its input weights in layer ``l+1`` by ``1/s`` leaves the network's function unchanged and
 multiplies that channel's conv, ReLU and pooling outputs by ``s`` (ReLU and pooling commute
 with a positive scale). So the normalised network's features are the original features times
-a per-channel constant: :class:`~nst_utils.features.VGG19Features` applies it to each tap.
+a per-channel constant. :class:`~nst_utils.features.VGG19Features` rescales the weights this
+way, as the paper did (:func:`~nst_utils.features.fold_filter_scales`).
 
 Without it, the Caffe network's layers differ by six orders of magnitude in their style loss,
 conv4_1 drowns the others, and the paper's α/β values mean nothing.

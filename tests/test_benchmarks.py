@@ -40,7 +40,7 @@ def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair) -> None
 
 @pytest.mark.slow
 def test_child_runs_both_implementations(pair) -> None:
-    keys = {"impl", "precision", "dtype", "size", "s_per_step", "evals_per_step", "peak_bytes",
+    keys = {"impl", "precision", "dtype", "size", "s_per_step", "s_per_eval", "evals_per_step", "peak_bytes",
             "final_loss", "threshold", "time_to_quality_s", "steps_run"}
     ref = child.run_naive({"impl": "naive", "size": SIZE, "steps": 2, "warmup": 1, "quality_steps": 2})
     ours = child.run_nst({"impl": "nst", "size": SIZE, "steps": 2, "warmup": 1, "precision": "float32",
@@ -48,6 +48,7 @@ def test_child_runs_both_implementations(pair) -> None:
     for row in (ref, ours):
         assert keys <= row.keys()
         assert row["size"] == SIZE and row["s_per_step"] > 0 and row["peak_bytes"] > 0
+        assert 0 < row["s_per_eval"] < 10 * row["s_per_step"] + 1
     assert ref["steps_run"] == 2 and ref["threshold"] == pytest.approx(min(ref["final_loss"], ref["best_loss"]))
     # The reference's first evaluation is at the shared noise start: nst_utils' objective there.
     content, style = pair
@@ -61,6 +62,24 @@ def test_child_runs_both_implementations(pair) -> None:
     assert ours["time_to_quality_s"] is not None, "L-BFGS-B did not reach 2 reference steps in 20"
     text = report.table([ref, ours], {SIZE: {"float32": 0.01, "bfloat16": 0.01}})
     assert text.count("\n") == 3 and "naive reference" in text and "nst_utils" in text
+
+
+def _row(**values):
+    base = {"impl": "nst", "precision": "float32", "dtype": "float32", "size": 256, "s_per_step": 1.2,
+            "s_per_eval": 1.0, "evals_per_step": 1.0, "peak_bytes": 2**30, "final_loss": 0.5,
+            "threshold": None, "steps_run": 20}
+    return {**base, **values}
+
+
+def test_table_holds_every_row_of_a_size_to_the_network_floor() -> None:
+    floors = {256: {"float32": 0.8, "bfloat16": 0.4, "float32 winograd": 0.5}}
+    rows = [_row(impl="naive", winograd=False, s_per_step=1.6, s_per_eval=1.6), _row(winograd=True)]
+    text = report.table(rows, floors)
+    naive_line, winograd_line = text.splitlines()[2:]
+    assert "| 0.800 | 2.00x | 2.00x |" in naive_line
+    assert "nst_utils (Winograd)" in winograd_line and "| 0.800 | 1.25x | 1.50x |" in winograd_line
+    (note,) = report.winograd_notes(rows, floors)
+    assert note.startswith("256 px, Winograd") and "0.500 s/eval" in note and "2.00x" in note
 
 
 def test_flops_of_one_layer_are_forward_plus_equal_backward() -> None:

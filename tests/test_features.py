@@ -185,7 +185,23 @@ def test_normalised_features_are_raw_features_times_filter_scale(caffe_vgg, raw_
         scale = scales[name].view(1, -1, 1, 1)
         assert scale.shape[1] == LAYER_CHANNELS[name]
         assert not torch.allclose(scale, torch.ones_like(scale))
-        torch.testing.assert_close(normalised[name], raw[name] * scale, rtol=1e-6, atol=0)
+        expected = raw[name] * scale
+        # The scales are folded into the weights: equal up to float32 rounding of the dot products
+        # (an output that nearly cancels can differ relatively, hence the absolute term).
+        torch.testing.assert_close(normalised[name], expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+
+
+def test_folding_leaves_no_scale_to_apply_and_keeps_other_weights_untouched(caffe_vgg, raw_caffe_vgg):
+    scales = load_filter_scales()
+    folded = dict(zip(caffe_vgg.layer_names, caffe_vgg.body))
+    raw = dict(zip(raw_caffe_vgg.layer_names, raw_caffe_vgg.body))
+    # conv1_2: outputs scaled by its own scale, inputs divided by conv1_1's.
+    expected = raw["conv1_2"].weight * scales["conv1_2"].view(-1, 1, 1, 1) / scales["conv1_1"].view(1, -1, 1, 1)
+    torch.testing.assert_close(folded["conv1_2"].weight, expected)
+    torch.testing.assert_close(folded["conv1_2"].bias, raw["conv1_2"].bias * scales["conv1_2"])
+    # The shared dequantised Caffe weights are not modified by building a normalised extractor.
+    fresh = VGG19Features("caffe", "max", normalise=False, last_layer="conv1_2")
+    torch.testing.assert_close(fresh.body[2].weight, raw["conv1_2"].weight, rtol=0, atol=0)
 
 
 def test_normalised_relu_has_order_one_mean(caffe_vgg, photo):

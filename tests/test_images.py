@@ -325,6 +325,19 @@ def test_truncated_jpeg(tmp_path: Path) -> None:
         load_image(cut)
 
 
+def test_a_refused_image_leaves_no_open_file(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(_noise_jpeg(tmp_path / "full.jpg").read_bytes()[:2048])
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd")
+    before = len(list(fds.iterdir()))
+    with pytest.raises(ImageError) as caught:  # the traceback keeps the PIL image alive
+        load_image(cut)
+    assert caught.value.__cause__ is not None
+    assert len(list(fds.iterdir())) == before
+
+
 def test_too_small(tmp_path: Path) -> None:
     path = tmp_path / "tiny.png"
     _rgb(20, 20).save(path)
