@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .allocator import keep_freed_memory
+
 Objective = Callable[[Tensor], Mapping[str, Tensor]]
 
 
@@ -185,10 +187,13 @@ def optimize(
     tracker = _Tracker(objective, callbacks)
     stopped: str | None
     try:
-        if optimizer == "adam":
-            stopped = _run_adam(tracker, init, steps, adam_lr)
-        else:
-            stopped = _run_lbfgs(tracker, init, steps, lbfgs_history)
+        # Every evaluation frees and re-allocates the same activations: keep that memory in the
+        # process instead of faulting it in afresh each time (see nst_utils.allocator).
+        with keep_freed_memory():
+            if optimizer == "adam":
+                stopped = _run_adam(tracker, init, steps, adam_lr)
+            else:
+                stopped = _run_lbfgs(tracker, init, steps, lbfgs_history)
     except KeyboardInterrupt:
         stopped = "interrupted"
     if tracker.best_image is None:  # interrupted before the first evaluation finished

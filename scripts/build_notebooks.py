@@ -139,7 +139,7 @@ print("kept copy has negatives:     ", bool((copy < 0).any()))'''),
 
 ### The paper's normalised network, and why we tap `relu4_2`
 
-Gatys et al. use "a normalised version" of VGG-19: each filter is rescaled so that its mean activation over natural images and positions is one (the next layer's weights are divided by the same factor, so the network computes the same function). Without it the layers differ by orders of magnitude and the paper's α/β values would mean nothing. `nst_utils` applies the per-filter scales at each tap (see `nst_utils/normalisation.py`); the cell below measures the mean rectified activation per layer on our photograph with and without them.
+Gatys et al. use "a normalised version" of VGG-19: each filter is rescaled so that its mean activation over natural images and positions is one (the next layer's weights are divided by the same factor, so the network computes the same function). Without it the layers differ by orders of magnitude and the paper's α/β values would mean nothing. `nst_utils` rescales the weights the same way when it builds the network (`fold_filter_scales` in `nst_utils/features.py`; the scales come from `nst_utils/normalisation.py`); the cell below measures the mean rectified activation per layer on our photograph with and without them.
 
 One more detail decides which tensor is "`conv4_2`". The paper's Caffe code computed ReLU in place, exactly like torchvision: its blob named `conv4_2` held the *rectified* response. So the paper's `conv4_2` is our `relu4_2`, and the defaults of `nst_utils` tap `relu4_2` for content and `relu1_1` … `relu5_1` for style. (Pre-ReLU taps are available, but on the normalised network they make the `conv1_1` style term 10³–10⁴ times larger than the others.)
 """),
