@@ -58,10 +58,11 @@ def applies() -> bool:
 @contextmanager
 def keep_freed_memory() -> Iterator[bool]:
     """Within the block, freed memory stays in the process for reuse; yields whether it applied."""
-    libc = _glibc() if not user_tuned() else None
-    if libc is None:
+    if not applies():
         yield False
         return
+    libc = _glibc()
+    assert libc is not None  # applies() checked it
     libc.mallopt(M_MMAP_MAX, 0)  # large blocks come from the heap, where freed ones are reused
     libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM)
     try:
