@@ -88,6 +88,7 @@ class _Tracker:
         self.last_terms: dict[str, float] = {}
         self.last_total = math.inf
         self.history: list[StepInfo] = []
+        self.after_step: Callable[[], None] = lambda: None
 
     def evaluate(self, image: Tensor) -> Tensor:
         """Total loss at ``image`` (which requires grad); records terms and the best image."""
@@ -117,6 +118,7 @@ class _Tracker:
             image=image.detach(),
         )
         self.history.append(replace(info, image=None))
+        self.after_step()
         stop = False
         for callback in self.callbacks:
             stop = bool(callback(info)) or stop
@@ -188,8 +190,10 @@ def optimize(
     stopped: str | None
     try:
         # Every evaluation frees and re-allocates the same activations: keep that memory in the
-        # process instead of faulting it in afresh each time (see nst_utils.allocator).
-        with keep_freed_memory():
+        # process instead of faulting it in afresh each time (see nst_utils.allocator), and
+        # check after each step that the heap is not growing instead.
+        with keep_freed_memory() as kept:
+            tracker.after_step = kept.check
             if optimizer == "adam":
                 stopped = _run_adam(tracker, init, steps, adam_lr)
             else:

@@ -402,7 +402,9 @@ class TransferPanel(widgets.VBox):
     def _on_step(self, segment: Segment, info: StepInfo) -> bool:
         """Record the step (numbered across restarts), preview it, and decide whether to stop."""
         info = replace(info, step=segment.first_step + info.step - 1, elapsed=time.perf_counter() - self._t0)
-        self.history.append(info)
+        # The history keeps numbers only, as optimize()'s does: an image per step would hold
+        # 3 MB per step at 512 px (1.5 GB over 500 steps).
+        self.history.append(replace(info, image=None))
         self._current = info.image.detach().clone()  # Adam keeps updating its tensor in place
         total = self.steps_slider.value
         if info.step == 1 or info.step % self.preview_every == 0 or info.step >= total:

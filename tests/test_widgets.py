@@ -119,6 +119,7 @@ def test_run_sync_runs_the_requested_steps(photo, style):
     assert result is panel.result
     assert result.steps == SMALL.steps
     assert [h.step for h in result.history] == list(range(1, SMALL.steps + 1))
+    assert all(h.image is None for h in result.history)  # numbers only: no image held per step
     assert result.losses()[-1] < result.losses()[0]
     assert result.stopped is None
     assert result.config == SMALL
