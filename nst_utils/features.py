@@ -201,8 +201,8 @@ class VGG19Features(nn.Module):
     ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the convolutions in reduced precision;
     the returned features are float32 either way, so losses are always summed in float32.
 
-    ``winograd`` computes the deep 3x3 convolutions (conv3_1 on) with Winograd F(4x4, 3x3)
-    (:mod:`.winograd`), same results to ~1e-5 relative; :func:`nst_utils.recipes.make_extractor`
+    ``winograd`` computes the deep 3x3 convolutions (conv3_1 on, maps of 16 px or more) with
+    Winograd F(4x4, 3x3) (:mod:`.winograd`), same results to ~1e-5 relative; :func:`nst_utils.recipes.make_extractor`
     decides when (and says how much faster it measured).
     """
 

@@ -56,6 +56,36 @@ def test_channels_last_input() -> None:
     assert _rel(winograd_conv3x3(x, transform_filters(w)), F.conv2d(x, w, padding=1)) < REL
 
 
+@pytest.fixture
+def every_map_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Winograd even for the small maps these tests use (real runs convolve those directly)."""
+    from nst_utils import winograd
+
+    monkeypatch.setattr(winograd, "MIN_SIDE", 1)
+
+
+def test_maps_below_the_minimum_side_are_convolved_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nst_utils import winograd
+
+    calls: list[tuple[int, ...]] = []
+    real = winograd.winograd_conv3x3
+    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda x, *a: calls.append(tuple(x.shape)) or real(x, *a))
+    conv = nn.Conv2d(4, 6, 3, padding=1).requires_grad_(False)
+    fast = WinogradConv2d(conv)
+    side = winograd.MIN_SIDE
+    for shape in [(1, 4, side - 1, 40), (1, 4, 40, side - 1), (1, 4, side, side)]:
+        x = torch.randn(shape, requires_grad=True)
+        y = fast(x)
+        (grad,) = torch.autograd.grad(y.square().sum(), x)
+        xd = x.detach().requires_grad_(True)
+        yd = conv(xd)
+        (grad_direct,) = torch.autograd.grad(yd.square().sum(), xd)
+        assert _rel(y, yd) < REL and _rel(grad, grad_direct) < REL
+    # Only the last map, forward and backward, went through Winograd.
+    assert calls == [(1, 4, side, side), (1, 6, side, side)]
+
+
+@pytest.mark.usefixtures("every_map_size")
 def test_input_gradient_matches_autograd_of_the_direct_convolution() -> None:
     gen = torch.Generator().manual_seed(3)
     conv = nn.Conv2d(16, 32, 3, padding=1).requires_grad_(False)
@@ -72,6 +102,7 @@ def test_input_gradient_matches_autograd_of_the_direct_convolution() -> None:
     assert _rel(grads[1], grads[0]) < REL
 
 
+@pytest.mark.usefixtures("every_map_size")
 def test_gradcheck_in_double() -> None:
     conv = nn.Conv2d(2, 3, 3, padding=1).double().requires_grad_(False)
     fast = WinogradConv2d(conv)
@@ -109,6 +140,7 @@ def test_auto_is_winograd_on_a_cpu_in_float32_only(monkeypatch: pytest.MonkeyPat
         make_extractor(layers, weights="random", device="cpu", conv_algorithm="fft")
 
 
+@pytest.mark.usefixtures("every_map_size")
 def test_features_and_gradients_of_the_caffe_network_agree() -> None:
     """The normalised Caffe VGG-19 through relu5_1: both algorithms, same features and image gradient."""
     layers = ["relu3_1", "relu4_2", "relu5_1"]
