@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from nst_utils.layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
-from nst_utils.winograd import MIN_SIDE, winograd_layer
+from nst_utils.winograd import winograd_layer, winograd_map
 
 
 def _conv_flops(c_in: int, c_out: int, h: int, w: int, winograd: bool) -> float:
@@ -56,7 +56,7 @@ def evaluation_flops(
         if name.startswith("conv"):
             s = LAYER_STRIDE[name]
             c_out = LAYER_CHANNELS[name]
-            fast = winograd and winograd_layer(c_in, c_out) and min(h // s, w // s) >= MIN_SIDE
+            fast = winograd and winograd_layer(c_in, c_out) and winograd_map(h // s, w // s)
             conv += _conv_flops(c_in, c_out, h // s, w // s, fast)
             c_in = c_out
     gram = sum(

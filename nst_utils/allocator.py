@@ -125,11 +125,8 @@ class KeptMemory:
         if self.limit is None:
             self.limit = int(GROWTH_LIMIT * held) + GROWTH_MARGIN
         elif held > self.limit:
-            self._fall_back()
-
-    def _fall_back(self) -> None:
-        self.close()
-        self.fell_back = True
+            self.close()
+            self.fell_back = True
 
     def close(self) -> None:
         """Restore glibc's defaults and trim, once."""

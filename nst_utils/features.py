@@ -202,8 +202,8 @@ class VGG19Features(nn.Module):
     the returned features are float32 either way, so losses are always summed in float32.
 
     ``winograd`` computes the deep 3x3 convolutions (conv3_1 on, maps of 16 px or more) with
-    Winograd F(4x4, 3x3) (:mod:`.winograd`), same results to ~1e-5 relative; :func:`nst_utils.recipes.make_extractor`
-    decides when (and says how much faster it measured).
+    Winograd F(4x4, 3x3) (:mod:`.winograd`), same results to ~1e-5 relative;
+    :func:`nst_utils.recipes.make_extractor` decides when (and says how much faster it measured).
     """
 
     def __init__(

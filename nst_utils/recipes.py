@@ -78,8 +78,9 @@ def make_extractor(
 
     ``conv_algorithm``: ``"direct"`` (PyTorch's convolutions), ``"winograd"`` (Winograd
     F(4x4, 3x3) for the layers from conv3_1 on, where their maps are 16 px or more, see
-    :mod:`.winograd`) or ``"auto"``: Winograd for float32 on the CPU, where it measured 1.1-1.3x faster per step than direct at 256-512 px
-    (``benchmarks/results.md``, ``results_per_step.md``); direct on CUDA (cuDNN chooses its own
+    :mod:`.winograd`) or ``"auto"``: Winograd for float32 on the CPU, where it measured 1.1-1.3x
+    faster per step than direct at 256-512 px (``benchmarks/results.md``,
+    ``results_per_step.md``); direct on CUDA (cuDNN chooses its own
     algorithms, Winograd among them), under reduced-precision autocast (Winograd's transforms
     amplify bfloat16's rounding) and in fast mode.
     """

@@ -141,7 +141,7 @@ class WinogradConv2d(nn.Module):
                              persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        if min(x.shape[-2:]) < MIN_SIDE:
+        if not winograd_map(*x.shape[-2:]):
             return F.conv2d(x, self.weight, self.bias, padding=1)
         return _WinogradFunction.apply(x, self.forward_filters, self.backward_filters, self.bias)
 
@@ -154,6 +154,11 @@ def winograd_layer(in_channels: int, out_channels: int) -> bool:
     conv3_1 on. (Measured per evaluation, paper layers: starting at conv2_1 or at conv3_2 instead
     was slower end to end at 256 and 512 px.)"""
     return in_channels >= 128 and out_channels >= 256
+
+
+def winograd_map(height: int, width: int) -> bool:
+    """Whether a map this size is convolved with Winograd (else directly, see :data:`MIN_SIDE`)."""
+    return min(height, width) >= MIN_SIDE
 
 
 def use_winograd(conv: nn.Module) -> bool:
