@@ -26,6 +26,12 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def _in_a_fresh_interpreter(script: str) -> dict:
+    """Run ``script`` in a new Python process and return the JSON it prints."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def _evaluation_faults() -> int:
     """Faults of one simulated evaluation: the activations allocated and touched, then all freed."""
     before = _minor_faults()
@@ -72,8 +78,7 @@ _BEFORE_AND_AFTER = textwrap.dedent("""
 
 
 def test_large_blocks_are_faulted_in_afresh_except_during_a_run() -> None:
-    out = subprocess.run([sys.executable, "-c", _BEFORE_AND_AFTER], capture_output=True, text=True, check=True)
-    faults = json.loads(out.stdout)
+    faults = _in_a_fresh_interpreter(_BEFORE_AND_AFTER)
     # glibc maps a 64 MB block afresh each time: thousands of 4 KiB faults (or 2 MiB ones with THP).
     assert faults["before"] > 20, faults
     assert faults["inside"][-1] < 10, faults
@@ -106,9 +111,7 @@ _GROWING_RUN = textwrap.dedent("""
 
 def test_a_growing_heap_falls_back_instead_of_growing_further() -> None:
     step_mib = 64
-    out = subprocess.run([sys.executable, "-c", _GROWING_RUN.format(step_mib=step_mib)],
-                         capture_output=True, text=True, check=True)
-    run = json.loads(out.stdout)
+    run = _in_a_fresh_interpreter(_GROWING_RUN.format(step_mib=step_mib))
     steps, limit = run["steps"], run["limit"]
     held = [s["held"] for s in steps]
     first_fallback = next(i for i, s in enumerate(steps) if s["fell_back"])
