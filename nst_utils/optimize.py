@@ -32,8 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .allocator import keep_freed_memory
-
 Objective = Callable[[Tensor], Mapping[str, Tensor]]
 
 
@@ -88,7 +86,6 @@ class _Tracker:
         self.last_terms: dict[str, float] = {}
         self.last_total = math.inf
         self.history: list[StepInfo] = []
-        self.after_step: Callable[[], None] = lambda: None
 
     def evaluate(self, image: Tensor) -> Tensor:
         """Total loss at ``image`` (which requires grad); records terms and the best image."""
@@ -118,7 +115,6 @@ class _Tracker:
             image=image.detach(),
         )
         self.history.append(replace(info, image=None))
-        self.after_step()
         stop = False
         for callback in self.callbacks:
             stop = bool(callback(info)) or stop
@@ -189,15 +185,10 @@ def optimize(
     tracker = _Tracker(objective, callbacks)
     stopped: str | None
     try:
-        # Every evaluation frees and re-allocates the same activations: keep that memory in the
-        # process instead of faulting it in afresh each time (see nst_utils.allocator), and
-        # check after each step that the heap is not growing instead.
-        with keep_freed_memory() as kept:
-            tracker.after_step = kept.check
-            if optimizer == "adam":
-                stopped = _run_adam(tracker, init, steps, adam_lr)
-            else:
-                stopped = _run_lbfgs(tracker, init, steps, lbfgs_history)
+        if optimizer == "adam":
+            stopped = _run_adam(tracker, init, steps, adam_lr)
+        else:
+            stopped = _run_lbfgs(tracker, init, steps, lbfgs_history)
     except KeyboardInterrupt:
         stopped = "interrupted"
     if tracker.best_image is None:  # interrupted before the first evaluation finished
