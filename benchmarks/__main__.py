@@ -23,7 +23,8 @@ import torch
 
 import nst_utils as nst
 from nst_utils.config import CONV_ALGORITHMS, MIN_SIZE, PRECISIONS
-from nst_utils.recipes import native_bfloat16, resolve_device, resolve_precision, resolve_winograd
+from nst_utils.engine import plan, resolve_device
+from nst_utils.engine.hardware import native_bfloat16
 
 from . import flops, machine, report
 from .memory_calibration import CALIBRATION_FILE, calibrate, run_child, write_calibration
@@ -109,11 +110,11 @@ def floors_for(sizes: list[int], throughput: dict[str, float]) -> dict[int, dict
 
 def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
     impls = {part.strip() for part in args.impl.split(",")}
+    on_device = nst.PAPER.replace(device=device.type)
     # Precisions that resolve to the same dtype on this device run once, under the first name.
     runs: dict[str, str] = {}
     for precision in args.precisions:
-        dtype = str(resolve_precision(precision, device) or torch.float32)
-        runs.setdefault(dtype, precision)
+        runs.setdefault(plan(on_device.replace(precision=precision)).precision, precision)
     rows = []
     for size in args.sizes:
         base = {"size": size, "steps": args.steps, "warmup": args.warmup, "device": device.type}
@@ -124,12 +125,13 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
             rows.append(row)
             print(f"{size} px naive: {row['s_per_step']:.3f} s/step", file=sys.stderr)
         if "nst" in impls:
-            seen: set[tuple[str, bool]] = set()
+            seen: set[tuple[str, str]] = set()
             for precision in runs.values():
                 for algorithm in args.conv_algorithms:
                     spec = {**base, "impl": "nst", "precision": precision, "conv_algorithm": algorithm,
                             "threshold": threshold, "max_steps": int(args.quality_cap * args.quality_steps)}
-                    variant = (precision, resolve_winograd(algorithm, precision, device))
+                    variant = (precision, plan(on_device.replace(precision=precision,
+                                                                 conv_algorithm=algorithm)).conv_algorithm)
                     if variant in seen:
                         continue  # "auto" resolved to the same algorithm as one already run
                     seen.add(variant)

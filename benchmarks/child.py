@@ -28,15 +28,10 @@ import torch
 from torch import Tensor
 
 import nst_utils as nst
+from nst_utils.engine import machine_of, resolve_device
+from nst_utils.engine.memory import peak_private_memory
 from nst_utils.images import load_image
-from nst_utils.memory import peak_private_memory
-from nst_utils.recipes import (
-    build_objective,
-    make_extractor,
-    resolve_device,
-    resolve_precision,
-    resolve_winograd,
-)
+from nst_utils.recipes import MatchingObjective, content_targets, make_extractor, style_targets
 
 from . import naive
 
@@ -52,6 +47,22 @@ def bench_config(size: int, steps: int, precision: str | None = None, device: st
     """The paper's settings (``nst.PAPER``) at ``size`` for ``steps``; precision as given or the default."""
     return nst.PAPER.replace(size=size, steps=steps, device=device,
                              precision=precision or nst.PAPER.precision)
+
+
+def bench_objective(
+    config: nst.TransferConfig, extractor: nst.VGG19Features, content: Tensor, style: Tensor
+) -> MatchingObjective:
+    """``nst_utils``' objective for ``config`` with its targets from ``content`` and ``style``: the
+    function a run minimises, evaluated on its own (timing, judging reduced-precision runs)."""
+    return MatchingObjective(
+        extractor,
+        content_targets(extractor, content, config.content_layers),
+        style_targets(extractor, style, config.style_layers),
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        style_layer_weights=config.layer_weights(),
+        tv_weight=config.tv_weight,
+    )
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -108,19 +119,19 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
     threshold, steps = spec.get("threshold"), int(spec["steps"])
     max_steps = max(steps, int(spec.get("max_steps") or steps)) if threshold is not None else steps
     cfg = bench_config(int(spec["size"]), max_steps, spec.get("precision"), device.type)
+    cfg = cfg.replace(conv_algorithm=spec.get("conv_algorithm", "auto"))
     pyramid = tuple(spec.get("pyramid") or ())
     if pyramid:
         cfg = cfg.replace(pyramid=pyramid, pyramid_steps=int(spec.get("pyramid_steps") or 0))
     t0 = time.perf_counter()
     content, style = bench_images(cfg.size, device)
-    extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], weights=cfg.weights,
-                               pooling=cfg.pooling, device=device, precision=cfg.precision,
-                               conv_algorithm=spec.get("conv_algorithm", "auto"))
+    extractor = make_extractor(cfg)
+    ran = machine_of(extractor)
     judge = None
     if extractor.autocast_dtype is not None:  # a float32 view of the same network judges quality
         judge_extractor = copy.copy(extractor)
         judge_extractor.autocast_dtype = None
-        judge = build_objective(cfg, judge_extractor, content, style)
+        judge = bench_objective(cfg, judge_extractor, content, style)
     setup = time.perf_counter() - t0
     times: list[float] = []
     losses: list[float] = []
@@ -147,16 +158,16 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
     start[0] = time.perf_counter()
     result = nst.transfer(content, style, cfg, extractor=extractor, callbacks=[record])
     peak = peak_memory_bytes(device)  # the run's peak, before the evaluations timed below
-    objective = build_objective(cfg, extractor, content, style)
+    objective = bench_objective(cfg, extractor, content, style)
     image = result.image.detach().requires_grad_(True)
 
     def evaluate() -> None:
         torch.autograd.grad(sum(objective(image).values()), image)
 
     return {
-        "impl": "nst", "precision": cfg.precision, "winograd": extractor.winograd,
+        "impl": "nst", "precision": cfg.precision, "winograd": ran.conv_algorithm == "winograd",
         "pyramid": list(pyramid), "pyramid_steps": cfg.pyramid_steps if pyramid else None,
-        "dtype": str(resolve_precision(cfg.precision, device) or torch.float32).replace("torch.", ""),
+        "dtype": ran.precision,
         "size": cfg.size, "setup_s": setup, "steps_run": len(times), "evaluations": result.evaluations,
         "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))),
         "s_per_eval": time_evaluation(evaluate, device),
@@ -220,10 +231,10 @@ def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
     cfg = cfg.replace(lbfgs_history=int(spec.get("lbfgs_history", cfg.lbfgs_history)),
                       optimizer=spec.get("optimizer", cfg.optimizer))
     content, style = bench_images(cfg.size, device)
-    nst.transfer(content, style, cfg)
+    result = nst.transfer(content, style, cfg)
     return {"impl": "memory", "size": cfg.size, "steps": cfg.steps, "precision": cfg.precision,
             "optimizer": cfg.optimizer, "lbfgs_history": cfg.lbfgs_history,
-            "winograd": resolve_winograd(cfg.conv_algorithm, cfg.precision, device),
+            "winograd": result.machine.conv_algorithm == "winograd",
             "peak_bytes": peak_memory_bytes(device), "device": device.type}
 
 

@@ -9,7 +9,7 @@ memory-bound, is left out):
 * its backward to its input: a transposed convolution with the same count. This holds for
   conv1_1 as well, because its input *is* the (preprocessed) image whose gradient we need;
   so the backward costs 1x the forward, not the 2x of training (which adds weight gradients);
-* with ``winograd`` (what ``nst_utils`` does on a CPU in float32, see ``nst_utils.winograd``),
+* with ``winograd`` (what ``nst_utils`` does on a CPU in float32, see ``nst_utils.engine.winograd``),
   each layer it computes with Winograd F(4x4, 3x3) counts what that algorithm multiplies for
   ``T = ceil(H/4) ceil(W/4)`` tiles: ``2 * 36 * C_in * C_out * T`` in the 36 matrix products,
   ``2 * 36 * 36 * C_in * T`` for the input transform and ``2 * 16 * 36 * C_out * T`` for the
@@ -32,8 +32,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from nst_utils.engine.winograd import winograd_layer, winograd_map
 from nst_utils.layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
-from nst_utils.winograd import winograd_layer, winograd_map
 
 
 def _conv_flops(c_in: int, c_out: int, h: int, w: int, winograd: bool) -> float:

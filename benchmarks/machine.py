@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from nst_utils.recipes import native_bfloat16
+from nst_utils.engine.hardware import native_bfloat16
 
 
 def cpu_model() -> str:

@@ -1,8 +1,9 @@
 """Peak memory of real ``nst.transfer`` runs, one fresh process per size, against the estimate.
 
 ``python -m benchmarks --memory-only --sizes 128,256,512,1024`` writes
-``benchmarks/memory_calibration.json``; ``tests/test_memory.py`` checks ``nst_utils.memory``'s
-estimate against the 512 and 1024 px entries there (and measures 128 and 256 px itself).
+``benchmarks/memory_calibration.json``; ``tests/engine/test_memory.py`` checks
+``nst_utils.engine.memory``'s estimate against the 512 and 1024 px entries there (and measures 128
+and 256 px itself).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nst_utils.config import TransferConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION_FILE = Path(__file__).with_name("memory_calibration.json")
@@ -39,17 +43,24 @@ def measure_peak(size: int, *, steps: int = 2, device: str = "cpu", **options: A
     return run_child({"impl": "memory", "size": size, "steps": steps, "device": device, **options})
 
 
+def config_of(row: dict[str, Any]) -> TransferConfig:
+    """The :class:`~nst_utils.config.TransferConfig` a memory row (:func:`measure_peak`) ran with,
+    its convolution algorithm as recorded (``"auto"`` may resolve differently on another machine)."""
+    from .child import bench_config
+
+    cfg = bench_config(row["size"], row["steps"], row["precision"], row["device"])
+    return cfg.replace(optimizer=row["optimizer"], lbfgs_history=row["lbfgs_history"],
+                       conv_algorithm="winograd" if row["winograd"] else "direct")
+
+
 def calibrate(sizes: Iterable[int], *, steps: int = 2, device: str = "cpu") -> list[dict[str, Any]]:
     """Measure each size in its own process and add the current estimate and its error."""
-    import torch
-
-    from nst_utils.memory import estimate_peak_memory
+    from nst_utils.engine.memory import estimate_peak_memory
 
     rows = []
     for size in sizes:
         row = measure_peak(size, steps=steps, device=device)
-        estimate = estimate_peak_memory(size, device=torch.device(row["device"]),
-                                        conv_algorithm="winograd" if row["winograd"] else "direct")
+        estimate = estimate_peak_memory(config_of(row))
         row.update(estimate_bytes=estimate, error=estimate / row["peak_bytes"] - 1)
         rows.append(row)
     return rows

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from nst_utils.features import CAFFE_MEAN_BGR, build_vgg19_body
 from nst_utils.layers import LAYERS
-from nst_utils.normalisation import load_filter_scales
+from nst_utils.normalization import load_filter_scales
 
 
 class Normalization(nn.Module):

@@ -2,6 +2,12 @@
 "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
 
 One tensor convention everywhere: float32 ``(1, 3, H, W)`` RGB in ``[0, 1]``.
+
+The teaching core: :mod:`.config` (every default), :mod:`.layers` (the paper's layer names),
+:mod:`.images`, :mod:`.features` (VGG-19 by layer name), :mod:`.losses` (pure functions),
+:mod:`.optimize` (one small loop), :mod:`.recipes` (the three experiments and the run loop),
+:mod:`.callbacks`, :mod:`.plotting`. The user interfaces: :mod:`.widgets`, :mod:`.cli`.
+The engine room, :mod:`.engine`, makes runs fast on particular hardware behind one seam.
 """
 
 from .config import (
@@ -12,7 +18,6 @@ from .config import (
     PAPER_STYLE_LAYERS,
     RATIO_RANGE,
     TransferConfig,
-    fast_mode,
     run_settings,
 )
 from .features import VGG19Features
@@ -21,22 +26,23 @@ from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYERS, check_layers
 from .losses import content_loss, content_loss_paper, gram_matrix, style_layer_loss, style_loss, tv_loss
 from .optimize import OptimizeResult, StepInfo, optimize
 from .recipes import (
-    StyleTransferObjective,
-    TransferResult,
+    MatchingObjective,
+    RunResult,
     content_targets,
     initial_image,
     make_extractor,
     reconstruct_content,
     resolve_device,
+    run,
     style_targets,
     synthesize_texture,
     transfer,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Submodules loaded on first use (``nst.widgets`` needs ipywidgets, which only the notebooks need).
-_LAZY_SUBMODULES = ("callbacks", "cli", "memory", "normalisation", "plotting", "samples", "widgets")
+_LAZY_SUBMODULES = ("callbacks", "cli", "normalization", "plotting", "samples", "widgets")
 
 
 def __getattr__(name: str):
@@ -46,12 +52,13 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "LAYERS", "LAYER_CHANNELS", "LAYER_INDEX", "PAPER",
-    "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS", "RATIO_RANGE", "ImageError", "OptimizeResult", "StepInfo",
-    "StyleTransferObjective", "TransferConfig", "TransferResult", "VGG19Features", "check_layers",
-    "content_loss", "content_loss_paper", "content_targets", "fast_mode", "gram_matrix", "initial_image", "load_image",
-    "make_extractor", "optimize", "read_metadata", "reconstruct_content", "resize", "resolve_device", "run_settings",
-    "save_image", "style_layer_loss", "style_loss", "style_targets", "synthesize_texture", "to_display",
-    "to_pil", "transfer", "tv_loss",
+    "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS", "RATIO_RANGE", "ImageError", "MatchingObjective",
+    "OptimizeResult", "RunResult", "StepInfo", "TransferConfig", "VGG19Features", "check_layers",
+    "content_loss", "content_loss_paper", "content_targets", "gram_matrix", "initial_image", "load_image",
+    "make_extractor", "optimize", "read_metadata", "reconstruct_content", "resize", "resolve_device", "run",
+    "run_settings", "save_image", "style_layer_loss", "style_loss", "style_targets", "synthesize_texture",
+    "to_display", "to_pil", "transfer", "tv_loss",
 ]

@@ -12,12 +12,22 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import CONV_ALGORITHMS, DEVICES, INITS, OPTIMIZERS, PAPER, PRECISIONS, TransferConfig
-from .features import POOLINGS, WEIGHT_SOURCES
+from .config import (
+    CONV_ALGORITHMS,
+    DEVICES,
+    INITS,
+    OPTIMIZERS,
+    PAPER,
+    POOLINGS,
+    PRECISIONS,
+    STYLE_SCALES,
+    WEIGHT_SOURCES,
+    TransferConfig,
+)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -115,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style-layer-weights", type=_weights_list, default=(), help="w_l per style layer")
     t.add_argument("--init", default=PAPER.init, help=f"{'|'.join(INITS)}|PATH ({PAPER.init})")
     t.add_argument("--tv-weight", type=_nonnegative_float, default=PAPER.tv_weight)
-    t.add_argument("--style-scale", choices=("content", "own"), default=PAPER.style_scale,
+    t.add_argument("--style-scale", choices=STYLE_SCALES, default=PAPER.style_scale,
                    help="style resized to the content's size (paper) or kept at its own aspect")
     t.add_argument("--pyramid", type=_size_list, default=PAPER.pyramid,
                    help="coarse-to-fine: sizes to optimise at first, e.g. 256,512 before --size 1024")
@@ -151,23 +161,35 @@ def _check_output(args: argparse.Namespace) -> None:
             raise UsageError(f"{out}: output would overwrite an input image")
 
 
-def _config(args: argparse.Namespace) -> TransferConfig:
-    ratio, beta = PAPER.ratio, PAPER.style_weight
-    if args.style_weight is not None:
-        beta = args.style_weight
+def _ratio_and_beta(args: argparse.Namespace) -> tuple[float, float]:
+    beta = PAPER.style_weight if args.style_weight is None else args.style_weight
     if args.content_weight is not None:
         if args.ratio is not None:
             raise UsageError("give either --ratio or --content-weight, not both")
-        ratio = args.content_weight / beta
-    elif args.ratio is not None:
-        ratio = args.ratio
-    return TransferConfig(
-        size=args.size, steps=args.steps, ratio=ratio, style_weight=beta,
-        content_layers=args.content_layers, style_layers=args.style_layers,
+        return args.content_weight / beta, beta
+    return (PAPER.ratio if args.ratio is None else args.ratio), beta
+
+
+def _config(args: argparse.Namespace) -> TransferConfig:
+    """Every command's settings as one config (a content run has no style layers, a style run
+    no content layers)."""
+    cfg = TransferConfig(
+        size=args.size, steps=args.steps, optimizer=args.optimizer, lbfgs_history=args.history,
+        adam_lr=args.lr, pooling=args.pooling, weights=args.weights, seed=args.seed, device=args.device,
+        precision=args.precision, conv_algorithm=args.conv_algorithm,
+    )
+    if args.command == "content":
+        if len(args.layer) != 1:
+            raise UsageError("--layer takes exactly one layer")
+        return cfg.replace(content_layers=args.layer, style_layers=())
+    if args.command == "style":
+        if args.layer_weights and len(args.layer_weights) != len(args.layers):
+            raise UsageError(f"{len(args.layer_weights)} --layer-weights given for {len(args.layers)} --layers")
+        return cfg.replace(content_layers=(), style_layers=args.layers, style_layer_weights=args.layer_weights)
+    ratio, beta = _ratio_and_beta(args)
+    return cfg.replace(
+        ratio=ratio, style_weight=beta, content_layers=args.content_layers, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
-        optimizer=args.optimizer, lbfgs_history=args.history, adam_lr=args.lr, pooling=args.pooling,
-        weights=args.weights, seed=args.seed, device=args.device, precision=args.precision,
-        conv_algorithm=args.conv_algorithm,
         style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps or 0,
     )
 
@@ -177,105 +199,43 @@ def _peak_memory_mb(device: Any) -> float:
 
     if getattr(device, "type", "cpu") == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    from .memory import peak_private_memory
+    from .engine.memory import peak_private_memory
 
     return peak_private_memory() / 2**20
 
 
-def _run_transfer(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
-    from .recipes import transfer
-
-    cfg = _config(args)
-    result = transfer(args.content, args.style, cfg, callbacks=callbacks)
-    params = {"command": "transfer", "content": args.content, "style": args.style, **cfg.to_dict()}
-    return result, params
-
-
-def _run_content(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
+def _execute(args: argparse.Namespace, cfg: TransferConfig, callbacks: list) -> tuple[Any, dict[str, Any]]:
+    """Run the command through the package's one run loop; returns the result and its inputs."""
     from .images import load_image
-    from .memory import check_memory
-    from .recipes import make_extractor, reconstruct_content, resolve_device
+    from .recipes import reconstruct_content, synthesize_texture, transfer
 
-    if len(args.layer) != 1:
-        raise UsageError("--layer takes exactly one layer")
-    device = resolve_device(args.device)
-    image = load_image(args.image, args.size, device=device)
-    check_memory(tuple(image.shape[-2:]), content_layers=args.layer, style_layers=(), optimizer=args.optimizer,
-                 lbfgs_history=args.history, precision=args.precision, device=device,
-                 conv_algorithm=args.conv_algorithm)
-    extractor = make_extractor(args.layer, weights=args.weights, pooling=args.pooling, device=device,
-                               precision=args.precision, seed=args.seed, conv_algorithm=args.conv_algorithm)
-    result = reconstruct_content(image, args.layer[0], extractor=extractor, steps=args.steps,
-                                 optimizer=args.optimizer, seed=args.seed, callbacks=callbacks,
-                                 **_optimizer_options(args))
-    params = {"command": "content", "image": args.image, "layer": args.layer[0], **_shared_params(args)}
-    return result, params
-
-
-def _run_style(args: argparse.Namespace, callbacks: list) -> tuple[Any, dict[str, Any]]:
-    from .images import load_image
-    from .memory import check_memory
-    from .recipes import make_extractor, resolve_device, synthesize_texture
-
-    if args.layer_weights and len(args.layer_weights) != len(args.layers):
-        raise UsageError(f"{len(args.layer_weights)} --layer-weights given for {len(args.layers)} --layers")
-    device = resolve_device(args.device)
-    image = load_image(args.image, args.size, device=device)
-    check_memory(tuple(image.shape[-2:]), content_layers=(), style_layers=args.layers, optimizer=args.optimizer,
-                 lbfgs_history=args.history, precision=args.precision, device=device,
-                 conv_algorithm=args.conv_algorithm)
-    extractor = make_extractor(args.layers, weights=args.weights, pooling=args.pooling, device=device,
-                               precision=args.precision, seed=args.seed, conv_algorithm=args.conv_algorithm)
-    weights = dict(zip(args.layers, args.layer_weights)) if args.layer_weights else None
-    result = synthesize_texture(image, args.layers, extractor=extractor, layer_weights=weights,
-                                steps=args.steps, optimizer=args.optimizer, seed=args.seed,
-                                callbacks=callbacks, **_optimizer_options(args))
-    params = {"command": "style", "image": args.image, "layers": list(args.layers),
-              "layer_weights": list(args.layer_weights), **_shared_params(args)}
-    return result, params
-
-
-def _estimate_mib(args: argparse.Namespace) -> float:
-    """The memory estimate shown with the progress bar (a square image of --size: an upper bound)."""
-    from .memory import estimate_peak_memory
-
+    if args.command == "transfer":
+        result = transfer(args.content, args.style, cfg, callbacks=callbacks)
+        return result, {"command": "transfer", "content": args.content, "style": args.style}
+    image = load_image(args.image, cfg.size)
     if args.command == "content":
-        layers = {"content_layers": args.layer, "style_layers": ()}
-    elif args.command == "style":
-        layers = {"content_layers": (), "style_layers": args.layers}
+        result = reconstruct_content(image, cfg.content_layers[0], config=cfg, callbacks=callbacks)
     else:
-        layers = {"content_layers": args.content_layers, "style_layers": args.style_layers}
-    return estimate_peak_memory(args.size, optimizer=args.optimizer, lbfgs_history=args.history,
-                                precision=args.precision, device=args.device, conv_algorithm=args.conv_algorithm,
-                                **layers) / 2**20
+        result = synthesize_texture(image, config=cfg, callbacks=callbacks)
+    return result, {"command": args.command, "image": args.image}
 
 
-def _optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"lbfgs_history": args.history, "adam_lr": args.lr}
+def _progress(args: argparse.Namespace, cfg: TransferConfig) -> Any:
+    """A progress bar titled with the memory estimate (a square image of --size: an upper bound)."""
+    from .callbacks import ProgressBar
+    from .engine.memory import estimate_peak_memory
+
+    total = sum(steps for _, steps in cfg.levels())
+    return ProgressBar(total, desc=f"{args.command} (est. peak {estimate_peak_memory(cfg) / 2**20:.0f} MiB)")
 
 
-def _shared_params(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("size", "steps", "optimizer", "history", "lr", "pooling", "weights", "seed", "device", "precision",
-            "conv_algorithm")
-    return {k: getattr(args, k) for k in keys}
-
-
-RUNNERS: dict[str, Callable[[argparse.Namespace, list], tuple[Any, dict[str, Any]]]] = {
-    "transfer": _run_transfer, "content": _run_content, "style": _run_style,
-}
-
-
-def _summary(result: Any, params: dict[str, Any], out: Path) -> dict[str, Any]:
-    first = result.history[0].losses if result.history else {}
-    last = result.history[-1].losses if result.history else {}
+def _summary(result: Any, inputs: dict[str, Any], out: Path) -> dict[str, Any]:
     return {
         "output": str(out),
-        "parameters": params,
-        "initial_loss": first,
-        "final_loss": last,
+        **inputs,
+        **result.metadata(),
+        "initial_loss": result.history[0].losses if result.history else {},
         "best_total": result.best_total,
-        "steps": result.steps,
-        "evaluations": result.evaluations,
         "seconds": round(result.seconds, 3),
         "seconds_per_step": round(result.seconds / max(result.steps, 1), 4),
         "peak_memory_mb": round(_peak_memory_mb(result.image.device), 1),
@@ -302,18 +262,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "samples":
             return _list_samples()
         _check_output(args)
-        progress = None
-        callbacks: list = []
-        if not args.quiet:
-            from .callbacks import ProgressBar
-
-            total = args.steps
-            if args.command == "transfer":
-                total += len(args.pyramid) * (args.pyramid_steps or args.steps)
-            progress = ProgressBar(total, desc=f"{args.command} (est. peak {_estimate_mib(args):.0f} MiB)")
-            callbacks.append(progress)
+        cfg = _config(args)
+        progress = None if args.quiet else _progress(args, cfg)
         try:
-            result, params = RUNNERS[args.command](args, callbacks)
+            result, inputs = _execute(args, cfg, [progress] if progress else [])
         finally:
             if progress is not None:
                 progress.close()
@@ -326,18 +278,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 (a failure during the run: one line, no traceback)
         print(f"nst: failed: {type(err).__name__}: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    return _finish(args, result, params)
+    return _finish(args, result, inputs)
 
 
-def _finish(args: argparse.Namespace, result: Any, params: dict[str, Any]) -> int:
+def _finish(args: argparse.Namespace, result: Any, inputs: dict[str, Any]) -> int:
     from .images import save_image
 
-    summary = _summary(result, params, args.output)
-    metadata = {k: summary[k] for k in ("parameters", "final_loss", "steps", "stopped")}
+    summary = _summary(result, inputs, args.output)
     try:
-        from . import __version__
-
-        save_image(result.image, args.output, {"nst_utils": __version__, **metadata})
+        save_image(result.image, args.output, {**inputs, **result.metadata()})
     except (OSError, ValueError) as err:
         print(f"nst: failed to write {args.output}: {err}", file=sys.stderr)
         return EXIT_FAILURE

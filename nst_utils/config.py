@@ -21,15 +21,19 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .features import POOLINGS, WEIGHT_SOURCES
 from .layers import check_layers
 
-OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
+OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam", "lbfgs-scipy")
 INITS: tuple[str, ...] = ("content", "style", "noise")
+#: Where the VGG-19 weights come from (see :mod:`nst_utils.features`).
+WEIGHT_SOURCES: tuple[str, ...] = ("caffe", "torchvision", "random")
+POOLINGS: tuple[str, ...] = ("max", "avg")
+#: Machine settings: "auto" lets :mod:`nst_utils.engine` choose for the hardware at hand.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
-#: How the 3x3 convolutions are computed (see ``nst_utils.recipes.make_extractor``).
+#: How the 3x3 convolutions are computed (see :mod:`nst_utils.engine`).
 CONV_ALGORITHMS: tuple[str, ...] = ("auto", "direct", "winograd")
+STYLE_SCALES: tuple[str, ...] = ("content", "own")
 
 PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -127,8 +131,8 @@ def validate(cfg: TransferConfig) -> None:
         raise ValueError(f"style weight (beta) must be positive, got {cfg.style_weight}")
     object.__setattr__(cfg, "content_layers", check_layers(cfg.content_layers, "content layer"))
     object.__setattr__(cfg, "style_layers", check_layers(cfg.style_layers, "style layer"))
-    if not cfg.style_layers:
-        raise ValueError("at least one style layer is needed")
+    if not cfg.style_layers and not cfg.content_layers:
+        raise ValueError("no layers: give content layers, style layers or both")
     weights = tuple(float(w) for w in cfg.style_layer_weights)
     object.__setattr__(cfg, "style_layer_weights", weights)
     if weights and len(weights) != len(cfg.style_layers):
@@ -145,7 +149,7 @@ def validate(cfg: TransferConfig) -> None:
     _choice(cfg.device, DEVICES, "device")
     _choice(cfg.precision, PRECISIONS, "precision")
     _choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")
-    _choice(cfg.style_scale, ("content", "own"), "style_scale")
+    _choice(cfg.style_scale, STYLE_SCALES, "style_scale")
     pyramid = tuple(int(v) for v in cfg.pyramid)
     object.__setattr__(cfg, "pyramid", pyramid)
     if any(v < MIN_SIZE for v in pyramid) or any(b <= a for a, b in zip(pyramid, (*pyramid[1:], cfg.size))):
@@ -164,21 +168,19 @@ def validate(cfg: TransferConfig) -> None:
 PAPER = TransferConfig()
 
 
-def fast_mode() -> bool:
-    """``NST_FAST=1`` shrinks sizes and steps so the notebooks run in seconds (tests, CI)."""
-    return os.environ.get("NST_FAST", "0").strip().lower() not in ("", "0", "false", "no")
-
-
 def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(TransferConfig) if f.name != "extra")
 
 
-#: Fast mode's caps: small enough that all three notebooks execute in a couple of minutes.
+#: The caps of the fast mode that the notebooks' regression tests run in.
 FAST_SIZE, FAST_STEPS = 64, 8
 
 
 def run_settings(size: int, steps: int) -> tuple[int, int]:
-    """``(size, steps)`` as given, or capped at ``FAST_SIZE``/``FAST_STEPS`` in fast mode."""
-    if fast_mode():
+    """``(size, steps)`` as given; capped at ``FAST_SIZE``/``FAST_STEPS`` when the environment
+    sets ``NST_FAST=1`` (the notebooks' regression tests). Only the sizes change: every
+    other choice, and so the code that runs, is the same in both modes."""
+    fast = os.environ.get("NST_FAST", "0").strip().lower() not in ("", "0", "false", "no")
+    if fast:
         return min(size, FAST_SIZE), min(steps, FAST_STEPS)
     return size, steps

@@ -31,10 +31,9 @@ from torch import Tensor, nn
 from torchvision.models import vgg19
 from torchvision.models.vgg import cfgs, make_layers
 
+from .config import POOLINGS, WEIGHT_SOURCES
 from .layers import LAYER_INDEX, LAYERS, check_layers, names_from_modules
-
-WEIGHT_SOURCES: tuple[str, ...] = ("caffe", "torchvision", "random")
-POOLINGS: tuple[str, ...] = ("max", "avg")
+from .normalization import load_filter_scales
 
 CAFFE_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
@@ -193,18 +192,22 @@ class VGG19Features(nn.Module):
     modules past ``last_layer`` are not kept at all (memory). A ``conv`` tap holds the
     convolution's output, not its ReLU.
 
-    ``normalise`` (Caffe weights only) applies the paper's normalisation: each filter scaled
-    so that its mean activation over natural images is one (see :mod:`.normalisation`). As in
+    ``normalize`` (Caffe weights only) applies the paper's normalisation: each filter scaled
+    so that its mean activation over natural images is one (see :mod:`.normalization`). As in
     the paper it is folded into the weights (:func:`fold_filter_scales`), so the taps need no
     per-channel multiplication: no copy of each tap and no extra pass forward or back.
 
     ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the convolutions in reduced precision;
     the returned features are float32 either way, so losses are always summed in float32.
-
-    ``winograd`` computes the deep 3x3 convolutions (conv3_1 on, maps of 16 px or more) with
-    Winograd F(4x4, 3x3) (:mod:`.winograd`), same results to ~1e-5 relative;
-    :func:`nst_utils.recipes.make_extractor` decides when (and says how much faster it measured).
+    ``channels_last`` stores the activations channels-last. Neither changes what is computed;
+    :func:`nst_utils.make_extractor` chooses them for the hardware (:mod:`nst_utils.engine`),
+    which may also swap the convolution modules for faster ones computing the same function
+    (recorded in :attr:`conv_algorithm`).
     """
+
+    #: How the 3x3 convolutions are computed: "direct" (PyTorch's) unless the engine room
+    #: replaced them (:mod:`nst_utils.engine`).
+    conv_algorithm: str = "direct"
 
     def __init__(
         self,
@@ -213,28 +216,20 @@ class VGG19Features(nn.Module):
         *,
         last_layer: str = "pool5",
         seed: int = 0,
-        normalise: bool = True,
+        normalize: bool = True,
         channels_last: bool = False,
         autocast_dtype: torch.dtype | None = None,
-        winograd: bool = False,
     ) -> None:
         super().__init__()
         (last_layer,) = check_layers([last_layer], "last_layer")
         body = build_vgg19_body(weights, pooling, seed)
         self.layer_names: tuple[str, ...] = LAYERS[: LAYER_INDEX[last_layer] + 1]
         modules = list(body)[: len(self.layer_names)]
-        self.normalise = normalise and weights == "caffe"
-        if self.normalise:
-            from .normalisation import load_filter_scales
-
+        self.normalize = normalize and weights == "caffe"
+        if self.normalize:
             fold_filter_scales(dict(zip(self.layer_names, modules)), load_filter_scales())
-        if winograd:
-            from .winograd import WinogradConv2d, use_winograd
-
-            modules = [WinogradConv2d(m) if use_winograd(m) else m for m in modules]
         self.body = nn.Sequential(*modules)
-        self.winograd = winograd
-        self.weights, self.pooling = weights, pooling
+        self.weights, self.pooling, self.seed = weights, pooling, seed
         self.channels_last, self.autocast_dtype = channels_last, autocast_dtype
         if weights == "caffe":
             order, scale, shift = [2, 1, 0], [255.0] * 3, list(CAFFE_MEAN_BGR)

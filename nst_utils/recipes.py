@@ -1,108 +1,48 @@
-"""The paper's three experiments on top of one loop: content reconstruction, texture synthesis
-(style reconstruction) and style transfer.
+"""The paper's three experiments on one loop: content reconstruction (Fig. 1, content row),
+texture synthesis (Fig. 1, style row) and style transfer (sec. 3).
 
-Each recipe builds targets once without gradient (``P^l`` for content, Gram matrices ``A^l``
-for style), an objective returning the *weighted* terms, and calls :func:`optimize`.
+Each experiment computes its targets once without gradient (the content features ``P^l``, the
+style Gram matrices ``A^l``), builds a :class:`MatchingObjective` that returns the weighted loss
+terms, and minimises it with :func:`~nst_utils.optimize`. All three go through :func:`run`, the one
+run loop that the command line and the interactive panel use as well. Around the optimiser it
+adds what every real run needs: a memory check and the extractor (asked once of the engine room,
+:mod:`nst_utils.engine`), coarse-to-fine levels, and restarts when settings change mid-run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .config import CONV_ALGORITHMS, PAPER, TransferConfig, fast_mode
+from . import engine
+from .config import PAPER, TransferConfig
+from .engine import Machine, resolve_device
 from .features import VGG19Features
-from .images import ImageSource, load_image, resize
-from .layers import check_layers, deepest
+from .images import ImageSource, load_image, resize, target_size
+from .layers import check_layers
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .optimize import Callback, OptimizeResult, StepInfo, optimize
+
+__all__ = [
+    "MatchingObjective", "RunResult", "Segment", "content_targets", "initial_image", "load_pair", "make_extractor",
+    "reconstruct_content", "resolve_device", "run", "style_targets", "synthesize_texture", "transfer",
+]
 
 #: Standard deviation of the white-noise initialisation around mid-grey, in [0, 1] pixel units.
 NOISE_STD = 0.01
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; ``"cuda"`` without a GPU is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return dev
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 convolutions natively (emulated bf16 is slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (None means plain float32).
-
-    ``"auto"`` is bfloat16 where the hardware runs it natively, else float32; in fast mode
-    (``NST_FAST=1``: the notebooks' regression tests) it is always float32, so the numbers
-    those tests compare do not depend on the machine's instruction set.
-    """
-    if precision == "float32":
-        return None
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if precision == "auto":
-        return torch.bfloat16 if native_bfloat16(device) and not fast_mode() else None
-    raise ValueError(f"unknown precision {precision!r}; expected one of auto, float32, bfloat16")
-
-
-def make_extractor(
-    layers: Iterable[str],
-    *,
-    weights: str = PAPER.weights,
-    pooling: str = PAPER.pooling,
-    device: str | torch.device = "cpu",
-    precision: str = PAPER.precision,
-    seed: int = 0,
-    conv_algorithm: str = PAPER.conv_algorithm,
-) -> VGG19Features:
-    """A frozen VGG-19 truncated after the deepest of ``layers``, on ``device``.
-
-    ``conv_algorithm``: ``"direct"`` (PyTorch's convolutions), ``"winograd"`` (Winograd
-    F(4x4, 3x3) for the layers from conv3_1 on, where their maps are 16 px or more, see
-    :mod:`.winograd`) or ``"auto"``: Winograd for float32 on the CPU, where it measured 1.1-1.3x
-    faster per step than direct at 256-512 px (``benchmarks/results.md``,
-    ``results_per_step.md``); direct on CUDA (cuDNN chooses its own
-    algorithms, Winograd among them), under reduced-precision autocast (Winograd's transforms
-    amplify bfloat16's rounding) and in fast mode.
-    """
-    dev = resolve_device(device)
-    extractor = VGG19Features(
-        weights, pooling, last_layer=deepest(list(layers)), seed=seed,
-        channels_last=dev.type == "cpu", autocast_dtype=resolve_precision(precision, dev),
-        winograd=resolve_winograd(conv_algorithm, precision, dev),
-    )
-    return extractor.to(dev)
-
-
-def resolve_winograd(conv_algorithm: str, precision: str, device: torch.device) -> bool:
-    """Whether ``conv_algorithm`` means Winograd for this precision and device (see :func:`make_extractor`)."""
-    if conv_algorithm not in CONV_ALGORITHMS:
-        raise ValueError(f"unknown conv_algorithm {conv_algorithm!r}; expected one of {', '.join(CONV_ALGORITHMS)}")
-    if conv_algorithm == "auto":
-        # Fast mode (the notebooks' regression tests) keeps the direct convolutions, as it keeps
-        # float32: Winograd's ~1e-5 differences move the third digit of the printed losses
-        # after a few L-BFGS steps, and the checked outputs must not depend on the machine.
-        return device.type == "cpu" and resolve_precision(precision, device) is None and not fast_mode()
-    return conv_algorithm == "winograd"
+def make_extractor(config: TransferConfig = PAPER, layers: Iterable[str] | None = None) -> VGG19Features:
+    """A frozen VGG-19 for ``config`` (weights, pooling, device, precision), truncated after the
+    deepest of ``layers`` (default: the config's content and style layers). The fastest one for
+    this machine: see :mod:`nst_utils.engine`, which also records what it chose."""
+    return engine.build_extractor(config, layers)
 
 
 @torch.no_grad()
@@ -118,18 +58,18 @@ def style_targets(extractor: VGG19Features, image: Tensor, layers: Iterable[str]
 
 
 @dataclass
-class StyleTransferObjective:
+class MatchingObjective:
     """``alpha * L_content + beta * L_style + tv_weight * TV`` as weighted terms (paper eq. 7).
 
-    The weights are plain attributes read at every evaluation, so a caller may change them
-    between runs of the loop (the interactive panel restarts the optimiser when it does).
+    With no style targets it is content reconstruction (eq. 1), with no content targets texture
+    synthesis (eq. 5), with both style transfer. ``style_layer_weights`` default to ``1/L``.
     """
 
     extractor: VGG19Features
     content_targets: Mapping[str, Tensor]
     style_targets: Mapping[str, Tensor]
-    content_weight: float = PAPER.content_weight
-    style_weight: float = PAPER.style_weight
+    content_weight: float = 1.0
+    style_weight: float = 1.0
     style_layer_weights: Mapping[str, float] = field(default_factory=dict)
     tv_weight: float = 0.0
 
@@ -166,9 +106,7 @@ def initial_image(
     ``"noise"``, a tensor, or a path/sample name loaded at the target size.
 
     ``"noise"`` is the paper's white noise, Gaussian with standard deviation ``NOISE_STD``
-    around mid-grey, drawn from a seeded CPU generator so every device starts from the same
-    image. Full-range uniform noise reaches the same loss (measured at 128 px, 80 steps) but
-    leaves more high-frequency speckle after a few hundred steps.
+    around mid-grey, drawn from a seeded CPU generator so every device starts from the same image.
     """
     ref = content if content is not None else style
     if shape is None:
@@ -196,64 +134,56 @@ def initial_image(
     return start.detach().to(device=device, dtype=torch.float32).clamp(0, 1).clone()
 
 
+# ---- the three experiments --------------------------------------------------------------------
+
+
 def reconstruct_content(
     image: Tensor,
     layer: str,
     *,
-    extractor: VGG19Features,
-    steps: int = 200,
-    optimizer: str = "lbfgs",
-    init: str | Tensor = "noise",
-    seed: int = 0,
+    config: TransferConfig = PAPER,
+    extractor: VGG19Features | None = None,
     callbacks: Iterable[Callback] = (),
-    **optimizer_options: float,
-) -> OptimizeResult:
-    """Paper Fig. 1, content row: an image whose ``layer`` features match ``image``'s (eq. 1)."""
+) -> RunResult:
+    """Paper Fig. 1, content row: an image whose ``layer`` features match ``image``'s (eq. 1).
+
+    ``config`` supplies the steps, optimiser, initialisation, seed and machine settings.
+    """
     (layer,) = check_layers([layer], "content layer")
-    objective = StyleTransferObjective(extractor, content_targets(extractor, image, [layer]), {}, content_weight=1.0)
-    start = initial_image(init, content=image, seed=seed)
-    return optimize(objective, start, steps=steps, optimizer=optimizer, callbacks=callbacks, **optimizer_options)
+    cfg = config.replace(size=max(image.shape[-2:]), content_layers=(layer,), style_layers=(),
+                         style_layer_weights=(), ratio=1.0, style_weight=1.0, pyramid=())
+    return run(cfg, content=image, extractor=extractor, callbacks=callbacks)
 
 
 def synthesize_texture(
     style: Tensor,
-    layers: Iterable[str],
+    layers: Iterable[str] | None = None,
     *,
-    extractor: VGG19Features,
-    layer_weights: Mapping[str, float] | None = None,
+    config: TransferConfig = PAPER,
+    layer_weights: Mapping[str, float] | Sequence[float] | None = None,
     shape: tuple[int, ...] | None = None,
-    steps: int = 200,
-    optimizer: str = "lbfgs",
-    init: str | Tensor = "noise",
-    seed: int = 0,
+    extractor: VGG19Features | None = None,
     callbacks: Iterable[Callback] = (),
-    **optimizer_options: float,
-) -> OptimizeResult:
+) -> RunResult:
     """Paper Fig. 1, style row: a texture from noise matching ``style``'s Gram matrices (eq. 5).
 
-    ``layer_weights`` default to equal weights ``1 / len(layers)``; ``shape`` defaults to the
-    style image's.
+    ``layers`` default to the config's style layers; ``layer_weights`` (w_l, a mapping or one
+    value per layer) to equal weights ``1/L``; ``shape`` (``(1, 3, H, W)`` or ``(H, W)``) to the
+    style image's. ``config`` supplies the steps, optimiser, initialisation, seed and machine.
     """
+    if layers is None:  # the config's layers, with the config's weights unless others are given
+        layers, layer_weights = config.style_layers, config.style_layer_weights if layer_weights is None else layer_weights
     layers = check_layers(layers, "style layer")
-    weights = dict(layer_weights) if layer_weights else {n: 1.0 / len(layers) for n in layers}
-    objective = StyleTransferObjective(
-        extractor, {}, style_targets(extractor, style, layers), style_weight=1.0, style_layer_weights=weights
-    )
-    start = initial_image(init, style=style, shape=shape or tuple(style.shape), seed=seed)
-    return optimize(objective, start, steps=steps, optimizer=optimizer, callbacks=callbacks, **optimizer_options)
-
-
-@dataclass
-class TransferResult(OptimizeResult):
-    config: TransferConfig = PAPER
-    content: Tensor | None = None
-    style: Tensor | None = None
-    #: The memory estimate checked before the run (bytes; see :mod:`nst_utils.memory`).
-    estimated_memory: int | None = None
+    if isinstance(layer_weights, Mapping):
+        layer_weights = [layer_weights[n] for n in layers]
+    out_shape = tuple(shape[-2:]) if shape is not None else tuple(style.shape[-2:])
+    cfg = config.replace(size=max(out_shape), content_layers=(), style_layers=layers,
+                         style_layer_weights=tuple(layer_weights or ()), style_weight=1.0, pyramid=())
+    return run(cfg, style=style, shape=out_shape, extractor=extractor, callbacks=callbacks)
 
 
 def load_pair(
-    content: ImageSource | Tensor, style: ImageSource | Tensor, config: TransferConfig, device: torch.device
+    content: ImageSource | Tensor, style: ImageSource | Tensor, config: TransferConfig
 ) -> tuple[Tensor, Tensor]:
     """Content at ``config.size`` (longest side); style at the content's exact size (the paper)
     or, with ``style_scale="own"``, at its own aspect with the same longest side."""
@@ -262,29 +192,7 @@ def load_pair(
         c = resize(c, config.size)
     style_size = tuple(c.shape[-2:]) if config.style_scale == "content" else config.size
     s = style if isinstance(style, Tensor) else load_image(style, style_size)
-    s = resize(s, style_size)
-    return c.to(device), s.to(device)
-
-
-def build_objective(
-    config: TransferConfig, extractor: VGG19Features, content: Tensor, style: Tensor
-) -> StyleTransferObjective:
-    return StyleTransferObjective(
-        extractor,
-        content_targets(extractor, content, config.content_layers),
-        style_targets(extractor, style, config.style_layers),
-        content_weight=config.content_weight,
-        style_weight=config.style_weight,
-        style_layer_weights=config.layer_weights(),
-        tv_weight=config.tv_weight,
-    )
-
-
-def _offset(callback: Callback, steps_before: int) -> Callback:
-    """Renumber a level's steps so callbacks see one continuous run across pyramid levels."""
-    if not steps_before:
-        return callback
-    return lambda info: callback(replace(info, step=info.step + steps_before))
+    return c, resize(s, style_size)
 
 
 def transfer(
@@ -294,57 +202,225 @@ def transfer(
     *,
     extractor: VGG19Features | None = None,
     callbacks: Iterable[Callback] = (),
-) -> TransferResult:
-    """Paper sec. 3: an image with ``content``'s features on the content layers and
-    ``style``'s Gram matrices on the style layers, weighted ``alpha/beta = config.ratio``.
+    live: Callable[[], TransferConfig] | None = None,
+) -> RunResult:
+    """Paper sec. 3: an image with ``content``'s features on the content layers and ``style``'s
+    Gram matrices on the style layers, weighted ``alpha/beta = config.ratio``. Images may be
+    paths, sample names, PIL images or tensors; see :func:`run` for ``live`` and the levels."""
+    c, s = load_pair(content, style, config)  # bad images fail before anything large is allocated
+    return run(config, content=c, style=s, extractor=extractor, callbacks=callbacks, live=live)
 
-    With ``config.pyramid`` (coarse-to-fine, as in Gatys et al. 2017), the run first optimises
-    at the smaller sizes, each level starting from the previous result upsampled; content and
-    style are downsampled from their full-size versions, so targets match at every level.
+
+# ---- the run loop -----------------------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    """One uninterrupted call of :func:`~nst_utils.optimize` within a run."""
+
+    first_step: int
+    config: TransferConfig
+    shape: tuple[int, int]
+    steps: int = 0
+    evaluations: int = 0
+    stopped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"first_step": self.first_step, "steps": self.steps, "height": self.shape[0],
+                "width": self.shape[1], "ratio": cfg.ratio, "content_layers": cfg.content_layers,
+                "style_layer_weights": cfg.layer_weights() if cfg.style_layers else {},
+                "tv_weight": cfg.tv_weight, "optimizer": cfg.optimizer}
+
+
+@dataclass
+class RunResult(OptimizeResult):
+    """A finished run: the best image of its last segment, the step history across levels and
+    restarts, the settings (``config``, with ``steps`` the steps actually taken) and what ran
+    (``machine``: device, precision, convolution algorithm)."""
+
+    config: TransferConfig = PAPER
+    content: Tensor | None = None
+    style: Tensor | None = None
+    #: The memory estimate checked before the run (bytes; see :mod:`nst_utils.engine.memory`).
+    estimated_memory: int | None = None
+    machine: Machine | None = None
+    segments: list[Segment] = field(default_factory=list)
+    #: The network the run used, so a caller can reuse it for the next run.
+    extractor: VGG19Features | None = field(default=None, repr=False)
+
+    def metadata(self) -> dict[str, Any]:
+        """What to store with the image: the settings, what actually ran, and how it went."""
+        from . import __version__
+
+        return {
+            "nst_utils": __version__, "torch": torch.__version__, "config": self.config.to_dict(),
+            "ran": self.machine.to_dict() if self.machine else {}, "steps": self.steps,
+            "evaluations": self.evaluations, "stopped": self.stopped,
+            "final_loss": self.history[-1].losses if self.history else {},
+            "segments": [s.to_dict() for s in self.segments],
+        }
+
+
+def restart_key(cfg: TransferConfig) -> tuple:
+    """The settings that define the objective and the optimiser: a change mid-run restarts it."""
+    return (cfg.ratio, cfg.style_weight, cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights().items())
+            if cfg.style_layers else (), cfg.tv_weight, cfg.optimizer, cfg.lbfgs_history, cfg.adam_lr)
+
+
+def run(
+    config: TransferConfig,
+    *,
+    content: Tensor | None = None,
+    style: Tensor | None = None,
+    shape: tuple[int, int] | None = None,
+    extractor: VGG19Features | None = None,
+    callbacks: Iterable[Callback] = (),
+    live: Callable[[], TransferConfig] | None = None,
+) -> RunResult:
+    """The one run loop: optimise an image of ``shape`` (default: the content's, else the
+    style's) against ``content`` (for the content layers) and ``style`` (the style layers).
+
+    Before anything large is allocated, the engine room checks that the run fits in memory
+    (raising with the largest size that fits) and builds the extractor, or checks that
+    ``extractor`` agrees with ``config``. With ``config.pyramid`` it optimises at the smaller
+    sizes first (coarse-to-fine, Gatys et al. 2017), each level starting from the previous
+    result upsampled. ``live`` (e.g. an interactive panel's widgets) is asked for the current
+    settings at every step: when the objective's settings change, the optimiser restarts from
+    the current image (L-BFGS' curvature pairs describe the old objective), and the final
+    level runs to ``live().steps``. Callbacks see one continuous step count; one returning
+    True stops the run, as does Ctrl-C; either way the best image so far is returned.
     """
-    from .memory import check_memory
+    if content is None and style is None:
+        raise ValueError("run needs a content image, a style image or both")
+    shape = tuple(shape or (content if content is not None else style).shape[-2:])
+    prepared = engine.prepare(config, shape, extractor)
+    return _Run(config, prepared, content, style, shape, list(callbacks), live).execute()
 
-    device = resolve_device(config.device)
-    c_full, s_full = load_pair(content, style, config, device)  # bad images fail before the network loads
-    # Refuse a run that cannot fit before allocating anything large (raises with the largest size that fits).
-    estimate = check_memory(
-        tuple(c_full.shape[-2:]), content_layers=config.content_layers, style_layers=config.style_layers,
-        optimizer=config.optimizer, lbfgs_history=config.lbfgs_history, precision=config.precision, device=device,
-        conv_algorithm=config.conv_algorithm,
-    )
-    if extractor is None:
-        extractor = make_extractor(
-            [*config.content_layers, *config.style_layers], weights=config.weights,
-            pooling=config.pooling, device=device, precision=config.precision, seed=config.seed,
-            conv_algorithm=config.conv_algorithm,
-        )
-    callbacks = list(callbacks)
-    image: Tensor | None = None
-    history: list[StepInfo] = []
-    result: OptimizeResult | None = None
-    evaluations, seconds = 0, 0.0
-    for size, steps in config.levels():
-        c = c_full if size == config.size else resize(c_full, size)
-        s = resize(s_full, tuple(c.shape[-2:]) if config.style_scale == "content" else size)
-        objective = build_objective(config, extractor, c, s)
-        if image is None:
-            start = initial_image(config.init, content=c, style=s, seed=config.seed, device=device)
+
+class _Run:
+    """The state of one :func:`run`: levels, segments, the step history, the current image."""
+
+    def __init__(self, config, prepared, content, style, shape, callbacks, live) -> None:
+        self.config, self.prepared, self.callbacks = config, prepared, callbacks
+        self.content, self.style, self.shape = content, style, shape
+        self.live = live or (lambda: config)
+        self.extractor = prepared.extractor
+        self.history: list[StepInfo] = []
+        self.segments: list[Segment] = []
+        self.current: Tensor | None = None
+        self.stop_all = self.restart = False
+        self.t0 = time.perf_counter()
+
+    def execute(self) -> RunResult:
+        last: OptimizeResult | None = None
+        levels = self.config.levels()
+        with self.prepared.running() as watch_heap:
+            for index, (size, steps) in enumerate(levels):
+                final = index == len(levels) - 1
+                level_shape = self.shape if final else target_size(self.shape[1], self.shape[0], size)
+                last = self._level(level_shape, None if final else steps, watch_heap) or last
+                if self.stop_all:
+                    break
+        return self._result(last)
+
+    def _scaled(self, image: Tensor | None, level_shape: tuple[int, int]) -> Tensor | None:
+        """An input image at a level: the output's shape if it has it, else scaled alike."""
+        if image is None or level_shape == self.shape:
+            return image
+        if tuple(image.shape[-2:]) == self.shape:
+            return resize(image, level_shape)
+        return resize(image, max(1, round(max(image.shape[-2:]) * max(level_shape) / max(self.shape))))
+
+    def _level(self, level_shape, fixed_steps, watch_heap) -> OptimizeResult | None:
+        content, style = self._scaled(self.content, level_shape), self._scaled(self.style, level_shape)
+        if self.current is None:
+            self.current = initial_image(self.config.init, content=content, style=style,
+                                         shape=(1, 3, *level_shape), seed=self.config.seed,
+                                         device=self.prepared.machine.device)
         else:
-            start = resize(image, tuple(c.shape[-2:]))
-        result = optimize(
-            objective, start, steps=steps, optimizer=config.optimizer, lbfgs_history=config.lbfgs_history,
-            adam_lr=config.adam_lr, callbacks=[_offset(cb, len(history)) for cb in callbacks],
+            self.current = resize(self.current, level_shape)
+        cache: dict[str, dict[str, Tensor]] = {"content": {}, "style": {}}
+        done, out, cfg = 0, None, self.config
+        before = len(self.history)  # steps taken at the coarser levels
+        while not self.stop_all:
+            cfg = self._settings(cfg)
+            planned = (fixed_steps or cfg.steps) - done
+            if planned < 1:
+                break
+            segment = Segment(len(self.history) + 1, cfg, level_shape)
+            self.segments.append(segment)
+            self.restart = False
+            out = optimize(
+                self._objective(cfg, content, style, cache), self.current, steps=planned,
+                optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, adam_lr=cfg.adam_lr,
+                callbacks=[self._on_step(segment, before, done + planned, fixed_steps), watch_heap],
+            )
+            segment.steps, segment.evaluations, segment.stopped = out.steps, out.evaluations, out.stopped
+            done += out.steps
+            if out.stopped == "interrupted":
+                self.stop_all = True
+            if not self.restart:
+                break  # the planned steps are done, or the optimiser ended early (converged)
+        if out is not None:
+            self.current = out.image
+        return out
+
+    def _settings(self, running: TransferConfig) -> TransferConfig:
+        """The live settings for the next segment (a pyramid's sizes stay those of the run)."""
+        return self.live().replace(size=running.size, init=running.init, pyramid=running.pyramid)
+
+    def _objective(self, cfg, content, style, cache) -> MatchingObjective:
+        """The objective for ``cfg``; targets computed once per layer and level (``cache``)."""
+        layers = [*cfg.content_layers, *cfg.style_layers]
+        if layers and not set(layers) <= set(self.extractor.layer_names):  # live settings went deeper
+            self.extractor = engine.build_extractor(cfg, layers)
+            self.prepared.machine = engine.machine_of(self.extractor)
+        for kind, make, image, wanted in (("content", content_targets, content, cfg.content_layers),
+                                          ("style", style_targets, style, cfg.style_layers)):
+            missing = [n for n in wanted if n not in cache[kind]]
+            if missing and image is None:
+                raise ValueError(f"{kind} layers {', '.join(missing)} need a {kind} image")
+            if missing:
+                cache[kind].update(make(self.extractor, image, missing))
+        return MatchingObjective(
+            self.extractor, {n: cache["content"][n] for n in cfg.content_layers},
+            {n: cache["style"][n] for n in cfg.style_layers}, content_weight=cfg.content_weight,
+            style_weight=cfg.style_weight, style_layer_weights=cfg.layer_weights() if cfg.style_layers else {},
+            tv_weight=cfg.tv_weight,
         )
-        image = result.image
-        history += [replace(h, step=h.step + len(history)) for h in result.history]
-        evaluations, seconds = evaluations + result.evaluations, seconds + result.seconds
-        if result.stopped:
-            break
-    assert result is not None and image is not None
-    if tuple(image.shape) != tuple(c_full.shape):  # stopped at a coarse level
-        image = resize(image, tuple(c_full.shape[-2:]))
-    return TransferResult(
-        image=image, history=history, best_total=result.best_total, stopped=result.stopped,
-        evaluations=evaluations, seconds=seconds, config=config, content=c_full, style=s_full,
-        estimated_memory=estimate,
-    )
+
+    def _on_step(self, segment: Segment, before: int, planned_end: int, fixed_steps: int | None) -> Callback:
+        """The step callback of one segment; ``before`` steps precede its level, whose step count
+        this segment would end at ``planned_end``."""
+        def on_step(info: StepInfo) -> bool:
+            info = replace(info, step=segment.first_step + info.step - 1, elapsed=time.perf_counter() - self.t0)
+            self.history.append(replace(info, image=None))  # numbers only: images would be gigabytes
+            self.current = info.image.detach().clone()  # Adam keeps updating its tensor in place
+            asked = [bool(callback(info)) for callback in self.callbacks]  # every callback sees every step
+            if any(asked):
+                self.stop_all = True
+                return True
+            now = self.live()
+            if fixed_steps is None and now.steps <= info.step - before < planned_end:
+                return True  # the step count was lowered below this segment's end
+            self.restart = restart_key(now) != restart_key(segment.config)
+            return self.restart
+
+        return on_step
+
+    def _result(self, last: OptimizeResult | None) -> RunResult:
+        if last is None:  # stopped before the first step
+            image, best, evaluations = self.current, math.inf, 0
+        else:
+            image, best = resize(last.image, self.shape), last.best_total
+            evaluations = sum(s.evaluations for s in self.segments)
+        cfg = self.segments[-1].config if self.segments else self.config
+        stopped = next((s.stopped for s in reversed(self.segments) if s.stopped), None)
+        return RunResult(
+            image=image, history=self.history, best_total=best, stopped=stopped if self.stop_all else None,
+            evaluations=evaluations, seconds=time.perf_counter() - self.t0,
+            config=cfg,
+            content=self.content, style=self.style, estimated_memory=self.prepared.estimated_memory,
+            machine=self.prepared.machine, segments=self.segments, extractor=self.extractor,
+        )

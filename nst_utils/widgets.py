@@ -4,70 +4,41 @@ Every default comes from :mod:`nst_utils.config`; every computation (targets, ob
 optimisation, image conversion) is a call into the package. The panel only turns widget
 values into a :class:`~nst_utils.config.TransferConfig` and shows what the loop reports.
 
-"Adjust during a run": L-BFGS-B cannot take a changed objective in the middle of a run (its
-curvature pairs describe the old one), so when the ratio, the layers, their weights or the
-optimiser change, a step callback ends the current call of :func:`~nst_utils.optimize` and the
-panel restarts it from the current image with a rebuilt objective, continuing the step count.
-Each uninterrupted call is recorded as a :class:`Segment`. The step count is read from the
-slider at every step, so it can be raised or lowered during a run.
+"Adjust during a run": the panel runs :func:`~nst_utils.recipes.transfer`, the package's one run
+loop, with the widgets as its live settings. When the ratio, the layers, their weights or the
+optimiser change, the loop restarts the optimiser from the current image (L-BFGS' curvature
+pairs describe the old objective) and continues the step count; the step count itself is read
+from the slider at every step. The preview and the loss curve are redrawn at most every
+``preview_seconds``, so drawing never throttles a fast device.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
 from .callbacks import StopFlag
 from .config import INITS, OPTIMIZERS, PAPER, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
+from .engine import check_extractor, plan
 from .features import VGG19Features
 from .images import ImageSource, save_image, to_pil
-from .layers import LAYERS, deepest
-from .optimize import OptimizeResult, StepInfo, optimize
-from .recipes import (
-    StyleTransferObjective,
-    TransferResult,
-    content_targets,
-    initial_image,
-    load_pair,
-    make_extractor,
-    resolve_device,
-    style_targets,
-)
+from .layers import LAYERS
+from .optimize import StepInfo
+from .recipes import RunResult, load_pair, restart_key, transfer
 
 #: Small previews are upscaled (nearest neighbour, so pixels stay visible) to about this side.
 PREVIEW_PX = 256
 _LABEL_WIDTH = "110px"
-
-
-@dataclass
-class Segment:
-    """One uninterrupted call of :func:`~nst_utils.optimize` within a panel run."""
-
-    first_step: int
-    config: TransferConfig
-    objective: StyleTransferObjective
-    planned: int
-    steps: int = 0
-    evaluations: int = 0
-    stopped: str | None = None
-
-
-def _restart_key(cfg: TransferConfig) -> tuple:
-    """The settings that define the objective (and the optimiser): a change restarts the loop."""
-    return (cfg.ratio, cfg.style_weight, cfg.content_layers, cfg.style_layers,
-            tuple(cfg.layer_weights().items()), cfg.tv_weight, cfg.optimizer)
 
 
 def _png(image: Image.Image) -> bytes:
@@ -125,7 +96,8 @@ class TransferPanel(widgets.VBox):
     image, a sample name such as ``"hopper"`` or ``"mosaic"``) or ``(1, 3, H, W)`` tensors.
     ``config`` (default :data:`~nst_utils.PAPER`) sets the initial widget values and every
     setting that has no widget (pooling, weights, device, precision, seed, ...). The panel
-    chooses one content layer; ``preview_every`` is how often (in steps) the preview redraws.
+    chooses one content layer; the preview and loss curve redraw at most every ``preview_seconds``
+    (and at the first and last step).
     """
 
     def __init__(
@@ -134,22 +106,24 @@ class TransferPanel(widgets.VBox):
         style: ImageSource | Tensor,
         *,
         config: TransferConfig | None = None,
-        preview_every: int = 5,
+        preview_seconds: float = 0.5,
         sizes: Sequence[int] = (64, 128, 256, 512),
     ) -> None:
         cfg = PAPER if config is None else config
-        if preview_every < 1:
-            raise ValueError(f"preview_every must be at least 1, got {preview_every}")
-        self._base, self.preview_every = cfg, int(preview_every)
+        if not preview_seconds >= 0:
+            raise ValueError(f"preview_seconds must not be negative, got {preview_seconds}")
+        self._base, self.preview_seconds = cfg, float(preview_seconds)
         self._content, self._style = content, style
-        self.result: TransferResult | None = None
-        self.segments: list[Segment] = []
+        self.result: RunResult | None = None
         self.history: list[StepInfo] = []
+        #: First step of each restart of the current run (a settings change mid-run).
+        self.restarts: list[int] = []
         self._stop = StopFlag()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._extractors: dict[tuple, VGG19Features] = {}
-        self._pairs: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._extractor: VGG19Features | None = None
+        self._running_config: TransferConfig | None = None
+        self._last_draw = -math.inf
         self._note = ""
         self._syncing = False
         self._build_controls(cfg, sizes)
@@ -256,6 +230,8 @@ class TransferPanel(widgets.VBox):
     def config(self) -> TransferConfig:
         """The current widget settings as a (validated) config; raises ``ValueError`` if invalid."""
         chosen = tuple(n for n, box in self.style_checks.items() if box.value)
+        if not chosen:  # a transfer needs a style (the package's content-only runs are recipes)
+            raise ValueError("at least one style layer is needed")
         weights = () if self.equal_weights.value else tuple(self.weight_fields[n].value for n in chosen)
         return self._base.replace(
             ratio=float(self.ratio_slider.value), content_layers=(self.content_dropdown.value,),
@@ -263,52 +239,26 @@ class TransferPanel(widgets.VBox):
             optimizer=self.optimizer_picker.value, init=self.init_picker.value, size=int(self.size_picker.value),
         )
 
-    def _live_config(self, current: TransferConfig) -> TransferConfig:
-        """The settings now; the running ones (with a note in the status) while they are invalid."""
+    def _live_config(self) -> TransferConfig:
+        """The settings now, for the run loop; the running ones (noted in the status) while invalid."""
+        current = self._running_config or self._base
         try:
             cfg = self.config()
         except ValueError as err:
             self._note = f" · ignored: {err}"
             return current
         self._note = ""
-        # Size and initialisation only matter when a run starts: keep the running ones.
-        return cfg.replace(size=current.size, init=current.init)
+        return cfg
 
-    # ---- package calls -------------------------------------------------------------------------
-
-    def _extractor(self, cfg: TransferConfig, device: torch.device) -> VGG19Features:
-        """Cached while weights, pooling, device, precision and algorithm stay the same and it reaches deep enough."""
-        last = deepest([*cfg.content_layers, *cfg.style_layers])
-        key = (cfg.weights, cfg.pooling, str(device), cfg.precision, cfg.conv_algorithm, cfg.seed)
-        cached = self._extractors.get(key)
-        if cached is None or last not in cached.layer_names:
-            self._extractors = {key: make_extractor(  # one network at a time (memory)
-                [last], weights=cfg.weights, pooling=cfg.pooling, device=device,
-                precision=cfg.precision, seed=cfg.seed, conv_algorithm=cfg.conv_algorithm)}
-        return self._extractors[key]
-
-    def _images(self, cfg: TransferConfig, device: torch.device) -> tuple[Tensor, Tensor]:
-        key = (cfg.size, cfg.style_scale, str(device))
-        if key not in self._pairs:
-            self._pairs = {key: load_pair(self._content, self._style, cfg, device)}
-        return self._pairs[key]
-
-    def _objective(self, cfg: TransferConfig, device: torch.device, cache: dict[str, dict]) -> StyleTransferObjective:
-        """The objective for ``cfg``; targets are computed once per layer and run (``cache``)."""
-        extractor = self._extractor(cfg, device)
-        content, style = self._images(cfg, device)
-        for kind, make, image, layers in (("content", content_targets, content, cfg.content_layers),
-                                          ("style", style_targets, style, cfg.style_layers)):
-            missing = [n for n in layers if n not in cache[kind]]
-            if missing:
-                cache[kind].update(make(extractor, image, missing))
-        return StyleTransferObjective(
-            extractor,
-            {n: cache["content"][n] for n in cfg.content_layers},
-            {n: cache["style"][n] for n in cfg.style_layers},
-            content_weight=cfg.content_weight, style_weight=cfg.style_weight,
-            style_layer_weights=cfg.layer_weights(), tv_weight=cfg.tv_weight,
-        )
+    def _reusable_extractor(self, cfg: TransferConfig) -> VGG19Features | None:
+        """The last run's network when it fits ``cfg`` (else None: the run builds one)."""
+        if self._extractor is None:
+            return None
+        try:
+            check_extractor(self._extractor, cfg, [*cfg.content_layers, *cfg.style_layers])
+        except ValueError:
+            self._extractor = None  # one network at a time (memory)
+        return self._extractor
 
     # ---- running -------------------------------------------------------------------------------
 
@@ -324,7 +274,7 @@ class TransferPanel(widgets.VBox):
         """Ask the run to end after the current step; it keeps the best image so far (the Stop button)."""
         self._stop.set()
 
-    def wait(self, timeout: float | None = None) -> TransferResult | None:
+    def wait(self, timeout: float | None = None) -> RunResult | None:
         """Wait for a background run to end; returns :attr:`result`."""
         if self._thread is not None:
             self._thread.join(timeout)
@@ -335,7 +285,7 @@ class TransferPanel(widgets.VBox):
         """Whether a run (background or :meth:`run_sync`) is in progress."""
         return self._lock.locked()
 
-    def run_sync(self) -> TransferResult:
+    def run_sync(self) -> RunResult:
         """Run the current settings to completion in the calling thread (tests, notebook checks)."""
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("a run is already in progress; press Stop or wait for it")
@@ -343,7 +293,7 @@ class TransferPanel(widgets.VBox):
             self._stop.clear()
             return self._run()
         except Exception as err:
-            self.status.value = f"error: {type(err).__name__}: {err}"
+            self.status.value = _error_text(err)
             raise
         finally:
             self._set_running(False)
@@ -353,7 +303,7 @@ class TransferPanel(widgets.VBox):
         try:
             self._run()
         except Exception as err:  # noqa: BLE001 (a worker thread must not raise into nowhere)
-            self.status.value = f"error: {type(err).__name__}: {err}"
+            self.status.value = _error_text(err)
         finally:
             self._set_running(False)
             self._lock.release()
@@ -364,86 +314,49 @@ class TransferPanel(widgets.VBox):
         self.size_picker.disabled = self.init_picker.disabled = running
         self.save_button.disabled = running or self.result is None
 
-    def _run(self) -> TransferResult:
+    def _run(self) -> RunResult:
         cfg = self.config()
-        device = resolve_device(cfg.device)
         self._set_running(True)
         self.status.value = "starting …"
-        content, style = self._images(cfg, device)
-        self._show_info(cfg, device, content)
-        self.segments, self.history, self._t0 = [], [], time.perf_counter()
-        self._current = initial_image(cfg.init, content=content, style=style, seed=cfg.seed, device=device)
-        cache: dict[str, dict] = {"content": {}, "style": {}}
-        last: OptimizeResult | None = None
-        while len(self.history) < self.steps_slider.value and not self._stop.is_set():
-            cfg = self._live_config(cfg)
-            last = self._run_segment(cfg, device, cache)
-            if last.stopped == "interrupted":  # Ctrl-C (kernel interrupt) ends the run, not the segment
-                break
-            if last.stopped is None and last.steps < self.segments[-1].planned:
-                break  # L-BFGS-B ended early (converged, or its line search failed): a restart won't help
-        self.result = self._finish(cfg, last, content, style)
-        self._show_final(self.result)
-        return self.result
+        self.history, self.restarts, self._last_draw = [], [], -math.inf
+        self._running_config = cfg
+        try:
+            result = transfer(self._content, self._style, cfg, extractor=self._reusable_extractor(cfg),
+                              callbacks=[self._on_step, self._stop], live=self._live_config)
+        finally:
+            self._running_config = None
+        self.result, self._extractor = result, result.extractor
+        self._show_final(result)
+        return result
 
-    def _run_segment(self, cfg: TransferConfig, device: torch.device, cache: dict[str, dict]) -> OptimizeResult:
-        """One call of the loop from the current image, up to the step slider's count."""
-        planned = self.steps_slider.value - len(self.history)
-        segment = Segment(len(self.history) + 1, cfg, self._objective(cfg, device, cache), planned)
-        self.segments.append(segment)
-        out = optimize(
-            segment.objective, self._current, steps=planned, optimizer=cfg.optimizer,
-            lbfgs_history=cfg.lbfgs_history, adam_lr=cfg.adam_lr,
-            callbacks=[functools.partial(self._on_step, segment), self._stop],
-        )
-        segment.steps, segment.evaluations, segment.stopped = out.steps, out.evaluations, out.stopped
-        return out
-
-    def _on_step(self, segment: Segment, info: StepInfo) -> bool:
-        """Record the step (numbered across restarts), preview it, and decide whether to stop."""
-        info = replace(info, step=segment.first_step + info.step - 1, elapsed=time.perf_counter() - self._t0)
-        # The history keeps numbers only, as optimize()'s does: an image per step would hold
-        # 3 MB per step at 512 px (1.5 GB over 500 steps).
+    def _on_step(self, info: StepInfo) -> None:
+        """Record the step's numbers; redraw when ``preview_seconds`` have passed (or at the ends)."""
         self.history.append(replace(info, image=None))
-        self._current = info.image.detach().clone()  # Adam keeps updating its tensor in place
-        total = self.steps_slider.value
-        if info.step == 1 or info.step % self.preview_every == 0 or info.step >= total:
-            self._show_progress(info, segment.config, total)
-        if total <= info.step < segment.first_step + segment.planned - 1:
-            return True  # the step slider was lowered below the segment's end
-        return _restart_key(self._live_config(segment.config)) != _restart_key(segment.config)
-
-    def _finish(
-        self, cfg: TransferConfig, last: OptimizeResult | None, content: Tensor, style: Tensor
-    ) -> TransferResult:
-        steps = max(1, len(self.history))
-        stopped = "callback" if self._stop.is_set() else None
-        if last is not None and last.stopped == "interrupted":
-            stopped = "interrupted"
-        if last is None:  # stopped before the first step
-            return TransferResult(image=self._current, history=[], best_total=math.inf, stopped=stopped,
-                                  config=cfg.replace(steps=steps), content=content, style=style)
-        return TransferResult(
-            image=last.image, history=list(self.history), best_total=last.best_total, stopped=stopped,
-            evaluations=sum(s.evaluations for s in self.segments),
-            seconds=time.perf_counter() - self._t0, config=cfg.replace(steps=steps),
-            content=content, style=style,
-        )
+        live = self._live_config()
+        if restart_key(live) != restart_key(self._running_config):
+            self.restarts.append(info.step + 1)  # the loop restarts after this step
+            self._running_config = live
+        now = time.perf_counter()
+        if info.step == 1 or info.step >= live.steps or now - self._last_draw >= self.preview_seconds:
+            self._last_draw = now
+            self._show_progress(info, live, live.steps)
 
     # ---- display -------------------------------------------------------------------------------
 
     def _show_initial(self, cfg: TransferConfig) -> None:
-        content, _ = self._images(cfg, torch.device("cpu"))
+        content, _ = load_pair(self._content, self._style, cfg)
         self.preview.value = preview_png(content)
         self.loss_plot.value = loss_curve_png([], total=cfg.steps)
-        self._show_info(cfg, resolve_device(cfg.device), content)
+        self._show_info(cfg, content)
 
-    def _show_info(self, cfg: TransferConfig, device: torch.device, content: Tensor | None = None) -> None:
-        """Device, size and (when the package can estimate it) peak memory; the exact size once loaded."""
+    def _show_info(self, cfg: TransferConfig, content: Tensor | None = None) -> None:
+        """What will run (device, size, network, precision, convolutions) and its peak memory."""
+        machine = plan(cfg)
         shape = None if content is None else (int(content.shape[-2]), int(content.shape[-1]))
         size = f"{cfg.size} px longest side" if shape is None else f"{shape[1]}×{shape[0]} px"
-        text = f"device {device} · {size} · {cfg.weights} VGG-19, {cfg.pooling} pooling · {cfg.precision}"
-        self.info.value = text + _memory_text(cfg, shape, device)
+        text = (f"device {machine.device} · {size} · {cfg.weights} VGG-19, {cfg.pooling} pooling · "
+                f"{machine.precision}, {machine.conv_algorithm} convolutions")
+        self.info.value = text + _memory_text(cfg, shape)
 
     def _settings_changed(self, _change: Any) -> None:
         if self.running:
@@ -452,7 +365,7 @@ class TransferPanel(widgets.VBox):
             cfg = self.config()
         except ValueError:
             return
-        self._show_info(cfg, resolve_device(cfg.device))
+        self._show_info(cfg)
 
     def _readout(self, state: str, info: StepInfo, cfg: TransferConfig, total: int) -> str:
         terms = " · ".join(f"{name} {value:.3g}" for name, value in info.losses.items())
@@ -460,30 +373,27 @@ class TransferPanel(widgets.VBox):
 
     def _show_progress(self, info: StepInfo, cfg: TransferConfig, total: int) -> None:
         self.preview.value = preview_png(info.image)
-        restarts = [s.first_step for s in self.segments[1:]]
-        self.loss_plot.value = loss_curve_png(self.history, restarts, total)
+        self.loss_plot.value = loss_curve_png(self.history, self.restarts, total)
         self.status.value = self._readout("running", info, cfg, total) + self._note
 
-    def _show_final(self, result: TransferResult) -> None:
+    def _show_final(self, result: RunResult) -> None:
         self.preview.value = preview_png(result.image)
         if not self.history:
             self.status.value = "stopped before the first step"
             return
         total = max(len(self.history), self.steps_slider.value)
-        restarts = [s.first_step for s in self.segments[1:]]
-        self.loss_plot.value = loss_curve_png(self.history, restarts, total)
+        self.restarts = [s.first_step for s in result.segments[1:]]
+        self.loss_plot.value = loss_curve_png(self.history, self.restarts, total)
         state = "stopped" if result.stopped else "done"
         self.status.value = self._readout(state, self.history[-1], result.config, total) + self._note
 
     # ---- saving --------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the last result as PNG, with its config (and the run's segments) as metadata."""
+        """Write the last result as PNG, with what ran (settings, machine, segments) as metadata."""
         if self.result is None:
             raise RuntimeError("nothing to save yet: press Run first")
-        metadata: dict[str, Any] = self.result.config.to_dict()
-        metadata["segments"] = [_segment_dict(s) for s in self.segments]
-        return save_image(self.result.image, path, metadata=metadata)
+        return save_image(self.result.image, path, metadata=self.result.metadata())
 
     def _save_clicked(self) -> None:
         try:
@@ -492,26 +402,19 @@ class TransferPanel(widgets.VBox):
             self.status.value = f"not saved: {err}"
 
 
-def _segment_dict(segment: Segment) -> Mapping[str, Any]:
-    cfg = segment.config
-    return {"first_step": segment.first_step, "steps": segment.steps, "ratio": cfg.ratio,
-            "content_layers": cfg.content_layers, "style_layer_weights": cfg.layer_weights(),
-            "optimizer": cfg.optimizer}
+def _error_text(err: Exception) -> str:
+    """One line, as the command line says it: bad settings or input (a size that does not fit in
+    memory among them) read ``error: …``; a failure during the run names its type."""
+    if isinstance(err, ValueError):
+        return f"error: {err}"
+    return f"failed: {type(err).__name__}: {err}"
 
 
-def _memory_text(cfg: TransferConfig, shape: tuple[int, int] | None, device: torch.device) -> str:
-    """`` · est. peak memory …`` when the package can estimate it (an optional module)."""
+def _memory_text(cfg: TransferConfig, shape: tuple[int, int] | None) -> str:
+    """`` · est. peak memory …``, or why a run of this size would be refused."""
+    from .engine.memory import InsufficientMemoryError, check_memory
+
     try:
-        from .memory import estimate_peak_memory  # type: ignore[import-not-found]
-    except ImportError:
-        return ""
-    try:
-        estimate = estimate_peak_memory(
-            shape or cfg.size, content_layers=cfg.content_layers, style_layers=cfg.style_layers,
-            optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, precision=cfg.precision, device=device,
-            conv_algorithm=cfg.conv_algorithm)
-    except Exception:  # noqa: BLE001 (an optional readout must never break the panel)
-        return ""
-    if isinstance(estimate, (int, float)):
-        return f" · est. peak memory {estimate / 2**20:.0f} MiB"
-    return f" · est. peak memory {estimate}"
+        return f" · est. peak memory {check_memory(cfg, shape) / 2**20:.0f} MiB"
+    except InsufficientMemoryError as err:
+        return f" · too large: {err}"

@@ -7,7 +7,6 @@ import torch
 
 import nst_utils as nst
 from benchmarks import child, flops, naive, report
-from nst_utils.recipes import build_objective, make_extractor
 
 SIZE = 64
 
@@ -17,14 +16,13 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
     return child.bench_images(SIZE)
 
 
-def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair) -> None:
+def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair, paper_extractor) -> None:
     """Identical weights, preprocessing, normalisation, layers and loss factors: same loss."""
     content, style = pair
     cfg = child.bench_config(SIZE, 2)
     model, content_losses, style_losses = naive.build_model(
         content, style, cfg.content_layers, cfg.style_layers, cfg.pooling)
-    extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], device="cpu", precision="float32")
-    objective = build_objective(cfg, extractor, content, style)
+    objective = child.bench_objective(cfg, paper_extractor, content, style)
     image = torch.rand(content.shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         terms = objective(image)
@@ -39,7 +37,7 @@ def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair) -> None
 
 
 @pytest.mark.slow
-def test_child_runs_both_implementations(pair) -> None:
+def test_child_runs_both_implementations(pair, paper_extractor) -> None:
     keys = {"impl", "precision", "dtype", "size", "s_per_step", "s_per_eval", "evals_per_step", "peak_bytes",
             "final_loss", "threshold", "time_to_quality_s", "steps_run"}
     ref = child.run_naive({"impl": "naive", "size": SIZE, "steps": 2, "warmup": 1, "quality_steps": 2})
@@ -49,19 +47,33 @@ def test_child_runs_both_implementations(pair) -> None:
         assert keys <= row.keys()
         assert row["size"] == SIZE and row["s_per_step"] > 0 and row["peak_bytes"] > 0
         assert 0 < row["s_per_eval"] < 10 * row["s_per_step"] + 1
+    assert ours["dtype"] == "float32" and ours["winograd"] is True  # conv_algorithm "auto" on a CPU
     assert ref["steps_run"] == 2 and ref["threshold"] == pytest.approx(min(ref["final_loss"], ref["best_loss"]))
     # The reference's first evaluation is at the shared noise start: nst_utils' objective there.
     content, style = pair
     cfg = child.bench_config(SIZE, 2)
-    extractor = make_extractor([*cfg.content_layers, *cfg.style_layers], device="cpu", precision="float32")
     start = nst.initial_image(cfg.init, content=content, seed=cfg.seed)
     with torch.no_grad():
-        at_start = float(sum(build_objective(cfg, extractor, content, style)(start).values()))
+        at_start = float(sum(child.bench_objective(cfg, paper_extractor, content, style)(start).values()))
     assert ref["first_loss"] == pytest.approx(at_start, rel=1e-3)
     assert ours["final_loss"] < at_start and ref["final_loss"] < at_start
     assert ours["time_to_quality_s"] is not None, "L-BFGS-B did not reach 2 reference steps in 20"
     text = report.table([ref, ours], {SIZE: {"float32": 0.01, "bfloat16": 0.01}})
     assert text.count("\n") == 3 and "naive reference" in text and "nst_utils" in text
+
+
+def test_settings_that_resolve_alike_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU without native bfloat16 every precision is float32 and "auto" is Winograd."""
+    from benchmarks import __main__ as bench
+
+    monkeypatch.setattr("nst_utils.engine.hardware.native_bfloat16", lambda device: False)
+    specs: list[dict] = []
+    monkeypatch.setattr(bench, "run_child", lambda spec, timeout=None: specs.append(spec) or {"s_per_step": 1.0})
+    args = bench.build_parser().parse_args(["--sizes", "64", "--impl", "nst", "--pyramid-steps", "0",
+                                            "--precisions", "default,auto,float32",
+                                            "--conv-algorithms", "auto,direct,winograd"])
+    bench.run_benchmark(args, torch.device("cpu"))
+    assert [(s["precision"], s["conv_algorithm"]) for s in specs] == [("float32", "auto"), ("float32", "direct")]
 
 
 def _row(**values):

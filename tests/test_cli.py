@@ -73,7 +73,7 @@ def test_transfer_json_summary(transfer_run: tuple[int, str, str, Path]) -> None
     assert len(stdout.strip().splitlines()) == 1
     summary = json.loads(stdout)
     assert isinstance(summary, dict)
-    for key in ("parameters", "initial_loss", "final_loss", "steps", "seconds", "peak_memory_mb"):
+    for key in ("config", "ran", "initial_loss", "final_loss", "steps", "seconds", "peak_memory_mb"):
         assert key in summary, key
     assert summary["steps"] == 3
     assert summary["output"] == str(out)
@@ -81,8 +81,8 @@ def test_transfer_json_summary(transfer_run: tuple[int, str, str, Path]) -> None
     first, last = summary["initial_loss"], summary["final_loss"]
     assert sum(last.values()) < sum(first.values())
     assert summary["seconds"] > 0 and summary["peak_memory_mb"] > 0
-    params = summary["parameters"]
-    assert params["command"] == "transfer" and params["content"] == "hopper" and params["style"] == "mosaic"
+    assert summary["command"] == "transfer" and summary["content"] == "hopper" and summary["style"] == "mosaic"
+    params = summary["config"]
     assert params["ratio"] == 1e-3 and params["size"] == 64 and params["steps"] == 3
     assert summary["stopped"] is None
 
@@ -90,13 +90,15 @@ def test_transfer_json_summary(transfer_run: tuple[int, str, str, Path]) -> None
 def test_transfer_metadata(transfer_run: tuple[int, str, str, Path]) -> None:
     _, stdout, _, out = transfer_run
     meta = read_metadata(out)
-    params = meta["parameters"]
-    assert params == json.loads(stdout)["parameters"]
+    params = meta["config"]
+    assert params == json.loads(stdout)["config"]
+    assert (meta["command"], meta["content"], meta["style"]) == ("transfer", "hopper", "mosaic")
     assert params["ratio"] == 1e-3 and params["style_weight"] == 1.0
     assert params["content_layers"] == ["relu4_2"]
     assert params["style_layers"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     assert params["seed"] == 0 and params["weights"] == "caffe" and params["pooling"] == "avg"
-    assert params["conv_algorithm"] == "auto"
+    assert params["conv_algorithm"] == "auto"  # asked for; what ran is recorded beside it:
+    assert meta["ran"] == {"device": "cpu", "precision": "float32", "conv_algorithm": "winograd"}
     assert meta["steps"] == 3
     assert set(meta["final_loss"]) == {"content", "style"}
 
@@ -116,8 +118,10 @@ def test_content_command(tmp_path: Path) -> None:
     assert code == 0, stderr
     with Image.open(out) as im:
         assert im.size == (41, 48)
-    params = read_metadata(out)["parameters"]
-    assert params["command"] == "content" and params["layer"] == "relu1_2" and params["size"] == 48
+    meta = read_metadata(out)
+    assert meta["command"] == "content" and meta["image"] == "hopper"
+    assert meta["config"]["content_layers"] == ["relu1_2"] and meta["config"]["style_layers"] == []
+    assert meta["config"]["size"] == 48
     assert set(json.loads(stdout)["final_loss"]) == {"content"}
 
 
@@ -128,9 +132,10 @@ def test_style_command(tmp_path: Path) -> None:
     assert code == 0, stderr
     with Image.open(out) as im:
         assert im.size == (48, 48)
-    params = read_metadata(out)["parameters"]
-    assert params["command"] == "style"
-    assert params["layers"] == ["relu1_1", "relu2_1"] and params["layer_weights"] == [0.25, 0.75]
+    meta = read_metadata(out)
+    assert meta["command"] == "style" and meta["config"]["content_layers"] == []
+    assert meta["config"]["style_layers"] == ["relu1_1", "relu2_1"]
+    assert meta["config"]["style_layer_weights"] == [0.25, 0.75]
 
 
 def test_samples_lists_the_names() -> None:
@@ -368,7 +373,7 @@ def test_ctrl_c_before_optimisation_writes_nothing(tmp_path: Path, monkeypatch: 
     def interrupted(*args, **kwargs) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nst_utils.recipes.make_extractor", interrupted)
+    monkeypatch.setattr("nst_utils.engine.build_extractor", interrupted)
     out = tmp_path / "out.png"
     code, _, stderr = _run(["transfer", "hopper", "mosaic", "-o", out, *FAST])
     assert code == 130

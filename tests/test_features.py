@@ -22,7 +22,7 @@ from nst_utils.features import (
     sha256_of,
 )
 from nst_utils.layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
-from nst_utils.normalisation import load_filter_scales
+from nst_utils.normalization import load_filter_scales
 
 SOME_LAYERS = ("conv1_1", "relu1_2", "pool1", "conv2_2", "relu3_1", "conv4_2", "pool4", "relu5_1", "pool5")
 
@@ -30,7 +30,7 @@ SOME_LAYERS = ("conv1_1", "relu1_2", "pool1", "conv2_2", "relu3_1", "conv4_2", "
 @pytest.fixture(scope="module")
 def raw_caffe_vgg() -> VGG19Features:
     """Caffe weights without the paper's per-channel normalisation."""
-    return VGG19Features("caffe", "max", normalise=False)
+    return VGG19Features("caffe", "max", normalize=False)
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -200,7 +200,7 @@ def test_folding_leaves_no_scale_to_apply_and_keeps_other_weights_untouched(caff
     torch.testing.assert_close(folded["conv1_2"].weight, expected)
     torch.testing.assert_close(folded["conv1_2"].bias, raw["conv1_2"].bias * scales["conv1_2"])
     # The shared dequantised Caffe weights are not modified by building a normalised extractor.
-    fresh = VGG19Features("caffe", "max", normalise=False, last_layer="conv1_2")
+    fresh = VGG19Features("caffe", "max", normalize=False, last_layer="conv1_2")
     torch.testing.assert_close(fresh.body[2].weight, raw["conv1_2"].weight, rtol=0, atol=0)
 
 
@@ -320,8 +320,8 @@ def test_channels_last_matches_default(caffe_vgg, photo):
 
 
 def test_bfloat16_autocast_is_close_and_returns_float32(raw_caffe_vgg, photo):
-    # normalise=False: no float32 scale multiplication that could hide a bfloat16 result.
-    model = VGG19Features("caffe", "max", normalise=False, autocast_dtype=torch.bfloat16, last_layer="conv3_1")
+    # normalize=False: no float32 scale multiplication that could hide a bfloat16 result.
+    model = VGG19Features("caffe", "max", normalize=False, autocast_dtype=torch.bfloat16, last_layer="conv3_1")
     layers = ["conv1_1", "relu2_1", "conv3_1"]
     got, expected = model(photo, layers), raw_caffe_vgg(photo, layers)
     for name in layers:

@@ -12,7 +12,6 @@ import torch
 from torch.autograd import gradcheck
 
 from nst_utils.losses import (
-    CONTENT_CALIBRATION,
     content_loss,
     content_loss_paper,
     gram_matrix,
@@ -165,10 +164,6 @@ def test_content_loss_identical_maps_is_zero():
     f = _rand(1, 8, 5, 5)
     assert content_loss(f, f.clone()).item() == 0.0
     assert content_loss_paper(f, f.clone()).item() == 0.0
-
-
-def test_content_calibration_is_100():
-    assert CONTENT_CALIBRATION == 100.0
 
 
 def test_content_loss_paper_known_value():

@@ -199,8 +199,28 @@ def test_filter_means_declared_as_package_data_and_present():
     assert (importlib.resources.files("nst_utils") / FILTER_MEANS).is_file()
 
 
+def _sample_files() -> list[str]:
+    """Package-relative paths of the sample images stored in nst_utils, and their credits."""
+    import nst_utils
+    from nst_utils.samples import SAMPLES, sample_path
+
+    package = Path(nst_utils.__file__).parent
+    paths = [sample_path(name) for name in SAMPLES]
+    stored = [path for path in paths if path.is_relative_to(package)]  # "hopper" is matplotlib's
+    return [path.relative_to(package).as_posix() for path in stored] + ["data/samples/CREDITS.md"]
+
+
+def test_sample_files_declared_as_package_data_and_present():
+    patterns = _pyproject()["tool"]["setuptools"]["package-data"]["nst_utils"]
+    files = _sample_files()
+    assert len(files) > 1
+    for file in files:
+        assert any(fnmatch.fnmatch(file, p) for p in patterns), (file, patterns)
+        assert (importlib.resources.files("nst_utils") / file).is_file(), f"nst_utils/{file} is missing"
+
+
 @pytest.mark.slow
-def test_wheel_contains_filter_means_and_entry_point(tmp_path):
+def test_wheel_contains_package_data_and_entry_point(tmp_path):
     """Build a real wheel (offline, from a copy: the checkout is left untouched)."""
     setuptools = pytest.importorskip("setuptools")
     if Version(setuptools.__version__) < Version("70.1") and importlib.util.find_spec("wheel") is None:
@@ -221,6 +241,7 @@ def test_wheel_contains_filter_means_and_entry_point(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         assert f"nst_utils/{FILTER_MEANS}" in names
+        assert {f"nst_utils/{file}" for file in _sample_files()} <= set(names)
         (ep_file,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert "nst = nst_utils.cli:main" in zf.read(ep_file).decode()
     assert not any(n.startswith(("tests/", "benchmarks/", "scripts/", "notebooks/")) for n in names)
@@ -245,7 +266,16 @@ def test_make_test_runs_pytest_after_install():
     prereqs, recipe = _make_rule("test")
     assert "$(VENV)/.installed" in prereqs.split()
     assert any(re.search(r"\$\(BIN\)/python -m pytest\b", line) for line in recipe), recipe
-    assert any("nbstripout --verify" in line for line in recipe), recipe
+
+
+def test_make_notebooks_runs_at_learner_defaults_then_cleans_and_syncs():
+    """The one command that makes the committed outputs (checked by tests/test_notebook_outputs.py)."""
+    _, recipe = _make_rule("notebooks")
+    text = "\n".join(recipe)
+    assert "env -u NST_FAST -u MPLBACKEND" in text and "--execute --inplace" in text, recipe
+    steps = [text.index(s) for s in ("jupytext --sync", "nbconvert", "scripts/clean_notebooks.py")]
+    assert steps == sorted(steps), "sync .md edits in, execute, then clean"
+    assert recipe[-1].strip().startswith("$(BIN)/jupytext --sync"), "the .md follows the executed .ipynb"
 
 
 def test_make_install_uses_the_lock_as_constraints():

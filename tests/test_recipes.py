@@ -15,15 +15,13 @@ from nst_utils.config import PAPER, TransferConfig
 from nst_utils.features import VGG19Features
 from nst_utils.images import load_image, resize, save_image
 from nst_utils.recipes import (
-    StyleTransferObjective,
-    build_objective,
+    MatchingObjective,
     content_targets,
     initial_image,
     load_pair,
     make_extractor,
     reconstruct_content,
-    resolve_device,
-    resolve_precision,
+    run,
     style_targets,
     synthesize_texture,
     transfer,
@@ -31,6 +29,8 @@ from nst_utils.recipes import (
 
 #: A cheap configuration for plumbing tests with the ``small_random_extractor`` fixture.
 SMALL = {"size": 32, "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1"), "weights": "random"}
+#: The same settings as a config for the content and texture recipes (which set the layers).
+SMALL_CONFIG = TransferConfig(**SMALL)
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -42,16 +42,14 @@ def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def relu1_2_extractor() -> VGG19Features:
-    return make_extractor(["relu1_2"])  # Caffe weights, truncated after relu1_2
+    return make_extractor(PAPER, ["relu1_2"])  # Caffe weights, truncated after relu1_2
 
 
 def test_reconstruct_content_from_relu1_2(relu1_2_extractor: VGG19Features) -> None:
     image = load_image("hopper", 48)
-    objective = StyleTransferObjective(
-        relu1_2_extractor, content_targets(relu1_2_extractor, image, ["relu1_2"]), {}, content_weight=1.0
-    )
+    objective = MatchingObjective(relu1_2_extractor, content_targets(relu1_2_extractor, image, ["relu1_2"]), {})
     initial = float(objective(initial_image("noise", content=image))["content"])
-    result = reconstruct_content(image, "relu1_2", extractor=relu1_2_extractor, steps=20)
+    result = reconstruct_content(image, "relu1_2", config=PAPER.replace(steps=20), extractor=relu1_2_extractor)
     assert result.image.shape == image.shape
     assert set(result.history[-1].losses) == {"content"}
     # Measured: ~1.3e-3 of the initial loss (grey-noise start) after 20 L-BFGS steps at 48 px, and a
@@ -63,16 +61,16 @@ def test_reconstruct_content_from_relu1_2(relu1_2_extractor: VGG19Features) -> N
 
 def test_reconstruct_content_rejects_unknown_layer(relu1_2_extractor: VGG19Features) -> None:
     with pytest.raises(ValueError, match="unknown content layer 'conv_4'"):
-        reconstruct_content(torch.zeros(1, 3, 32, 32), "conv_4", extractor=relu1_2_extractor, steps=1)
+        reconstruct_content(torch.zeros(1, 3, 32, 32), "conv_4", extractor=relu1_2_extractor)
 
 
 def test_synthesize_texture_reduces_style_loss() -> None:
-    extractor = make_extractor(["relu2_1"])
+    extractor = make_extractor(PAPER, ["relu2_1"])
     style = load_image("mosaic", 48)
     layers = ["relu1_1", "relu2_1"]
-    objective = StyleTransferObjective(extractor, {}, style_targets(extractor, style, layers), style_weight=1.0)
+    objective = MatchingObjective(extractor, {}, style_targets(extractor, style, layers))
     initial = float(objective(initial_image("noise", style=style))["style"])
-    result = synthesize_texture(style, layers, extractor=extractor, steps=12)
+    result = synthesize_texture(style, layers, config=PAPER.replace(steps=12), extractor=extractor)
     assert result.image.shape == style.shape
     assert set(result.history[-1].losses) == {"style"}
     # Measured from the grey NOISE_STD start: 0.136 after 8 steps, 0.083 after 12, 0.045 after 16.
@@ -83,9 +81,10 @@ def test_synthesize_texture_reduces_style_loss() -> None:
 
 def test_synthesize_texture_at_another_shape(small_random_extractor: VGG19Features) -> None:
     style = _rand(1, 3, 32, 32)
-    result = synthesize_texture(style, ["relu1_1"], extractor=small_random_extractor, shape=(1, 3, 40, 56),
-                                steps=2, layer_weights={"relu1_1": 2.0})
+    result = synthesize_texture(style, ["relu1_1"], config=SMALL_CONFIG.replace(steps=2),
+                                extractor=small_random_extractor, shape=(1, 3, 40, 56), layer_weights={"relu1_1": 2.0})
     assert result.image.shape == (1, 3, 40, 56)
+    assert result.config.layer_weights() == {"relu1_1": 2.0}
 
 
 def test_transfer_tiny(paper_extractor: VGG19Features) -> None:
@@ -97,7 +96,8 @@ def test_transfer_tiny(paper_extractor: VGG19Features) -> None:
     assert result.image.dtype == torch.float32
     assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
     assert len(result.history) == result.steps == 5
-    assert result.config is cfg
+    assert result.config == cfg
+    assert result.machine is not None and result.machine.device.type == "cpu"
     assert set(result.history[0].losses) == {"content", "style"}
     assert result.losses()[-1] < result.losses()[0]
 
@@ -128,7 +128,7 @@ def test_transfer_bad_image_fails_before_the_network_loads(tmp_path: Path,
     def no_network(*args, **kwargs) -> None:
         raise AssertionError("the network was built for a bad input")
 
-    monkeypatch.setattr(recipes, "make_extractor", no_network)
+    monkeypatch.setattr("nst_utils.features.build_vgg19_body", no_network)
     with pytest.raises(ValueError, match="no such file"):
         transfer(_rand(1, 3, 32, 32), tmp_path / "missing.png", TransferConfig(**SMALL, steps=1))
 
@@ -146,7 +146,6 @@ def test_noise_init_is_seeded() -> None:
     assert not torch.equal(a, c)
     # The paper's white noise: Gaussian, standard deviation NOISE_STD = 0.01 around mid-grey,
     # from a CPU generator seeded with `seed` (so nothing is clipped to [0, 1]).
-    assert recipes.NOISE_STD == 0.01
     expected = 0.5 + 0.01 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a, expected, rtol=0, atol=1e-7)
     assert 0.45 < float(a.min()) and float(a.max()) < 0.55
@@ -187,8 +186,7 @@ def test_initial_image_errors() -> None:
 
 
 @pytest.mark.parametrize("init", ["content", "style", "noise"])
-def test_transfer_starts_from_init(init: str, small_random_extractor: VGG19Features,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transfer_starts_from_init(init: str, monkeypatch: pytest.MonkeyPatch) -> None:
     starts: list[torch.Tensor] = []
     real = recipes.optimize
 
@@ -198,8 +196,8 @@ def test_transfer_starts_from_init(init: str, small_random_extractor: VGG19Featu
 
     monkeypatch.setattr(recipes, "optimize", spy)
     content, style = _rand(1, 3, 32, 32, seed=4), _rand(1, 3, 32, 32, seed=5)
-    result = transfer(content, style, TransferConfig(steps=1, init=init, seed=7, **SMALL),
-                      extractor=small_random_extractor)
+    cfg = TransferConfig(steps=1, init=init, seed=7, **SMALL)  # random weights: the seed makes the network too
+    result = transfer(content, style, cfg, extractor=make_extractor(cfg))
     expected = {"content": content, "style": style, "noise": initial_image("noise", content=content, seed=7)}
     assert len(starts) == 1
     torch.testing.assert_close(starts[0], expected[init])
@@ -211,18 +209,17 @@ def test_transfer_starts_from_init(init: str, small_random_extractor: VGG19Featu
 
 def test_style_resized_to_content_size_by_default() -> None:
     wide_style = Image.new("RGB", (100, 50), (200, 30, 30))
-    c, s = load_pair("hopper", wide_style, TransferConfig(size=64), torch.device("cpu"))
+    c, s = load_pair("hopper", wide_style, TransferConfig(size=64))
     assert c.shape == (1, 3, 64, 55)
     assert s.shape == c.shape  # the paper: same size, aspect ignored
 
 
 def test_style_keeps_own_aspect_with_style_scale_own() -> None:
     wide_style = Image.new("RGB", (100, 50), (200, 30, 30))
-    c, s = load_pair("hopper", wide_style, TransferConfig(size=64, style_scale="own"), torch.device("cpu"))
+    c, s = load_pair("hopper", wide_style, TransferConfig(size=64, style_scale="own"))
     assert c.shape == (1, 3, 64, 55)
     assert s.shape == (1, 3, 32, 64)  # longest side = size, own aspect
-    _, s2 = load_pair(_rand(1, 3, 64, 55), _rand(1, 3, 100, 50), TransferConfig(size=64, style_scale="own"),
-                      torch.device("cpu"))
+    _, s2 = load_pair(_rand(1, 3, 64, 55), _rand(1, 3, 100, 50), TransferConfig(size=64, style_scale="own"))
     assert s2.shape == (1, 3, 64, 32)  # tensors too
 
 
@@ -240,7 +237,7 @@ def test_objective_terms_oracle(small_random_extractor: VGG19Features, tv_weight
     # would then be all rounding error.
     content, style, x = _rand(1, 3, 32, 40, seed=1), 0.3 * _rand(1, 3, 32, 40, seed=2), _rand(1, 3, 32, 40, seed=3)
     alpha, beta, w = 0.01, 2.0, {"relu1_1": 0.3, "relu2_1": 0.7}
-    objective = StyleTransferObjective(
+    objective = MatchingObjective(
         ext, content_targets(ext, content, ["relu2_1"]), style_targets(ext, style, list(w)),
         content_weight=alpha, style_weight=beta, style_layer_weights=w, tv_weight=tv_weight,
     )
@@ -267,58 +264,146 @@ def test_objective_terms_oracle(small_random_extractor: VGG19Features, tv_weight
     assert float(objective(content)["content"]) == 0.0
 
 
-def test_build_objective_reads_the_config(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(ratio=1e-2, style_weight=3.0, style_layer_weights=(1.0, 0.0), tv_weight=0.2, **SMALL)
+def test_the_run_builds_its_objective_from_the_config(small_random_extractor: VGG19Features,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    objectives: list[MatchingObjective] = []
+    real = recipes.optimize
+    monkeypatch.setattr(recipes, "optimize", lambda objective, start, **kw: (objectives.append(objective),
+                                                                             real(objective, start, **kw))[1])
     content, style = _rand(1, 3, 32, 32), _rand(1, 3, 32, 32, seed=1)
-    objective = build_objective(cfg, small_random_extractor, content, style)
+    cfg = TransferConfig(ratio=1e-2, style_weight=3.0, style_layer_weights=(1.0, 0.0), tv_weight=0.2, steps=1, **SMALL)
+    transfer(content, style, cfg, extractor=small_random_extractor)
+    transfer(content, style, TransferConfig(steps=1, **SMALL), extractor=small_random_extractor)
+    objective, default = objectives
     assert objective.content_weight == pytest.approx(0.03)  # alpha = ratio * beta
     assert objective.style_weight == 3.0
     assert dict(objective.style_layer_weights) == {"relu1_1": 1.0, "relu2_1": 0.0}
     assert objective.tv_weight == 0.2
     assert objective.layers() == ["relu2_1", "relu1_1"]
-    default = build_objective(TransferConfig(**SMALL), small_random_extractor, content, style)
     assert dict(default.style_layer_weights) == {"relu1_1": 0.5, "relu2_1": 0.5}
 
 
-# --- devices and precision -----------------------------------------------------------------------
+# --- devices, precision, and an extractor that disagrees with the config -----------------------
 
 
-def test_resolve_device_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transfer_without_cuda_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device 'cuda' requested but no CUDA GPU is available"):
-        resolve_device("cuda")
-    with pytest.raises(ValueError, match="no CUDA GPU"):
         transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), TransferConfig(device="cuda", **SMALL, steps=1))
-    assert resolve_device("auto") == torch.device("cpu")
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
-
-
-def test_resolve_device_auto_prefers_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto") == torch.device("cuda")
-
-
-def test_resolve_precision(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu = torch.device("cpu")
-    assert resolve_precision("float32", cpu) is None
-    assert resolve_precision("bfloat16", cpu) is torch.bfloat16
-    monkeypatch.setenv("NST_FAST", "0")
-    monkeypatch.setattr(recipes, "native_bfloat16", lambda device: True)
-    assert resolve_precision("auto", cpu) is torch.bfloat16
-    monkeypatch.setattr(recipes, "native_bfloat16", lambda device: False)
-    assert resolve_precision("auto", cpu) is None
-    with pytest.raises(ValueError, match="unknown precision 'float16'; expected one of auto, float32, bfloat16"):
-        resolve_precision("float16", cpu)
 
 
 def test_bfloat16_extractor_returns_float32(small_random_extractor: VGG19Features) -> None:
-    ext = make_extractor(["relu1_1"], weights="random", precision="bfloat16")
+    ext = make_extractor(SMALL_CONFIG.replace(precision="bfloat16"), ["relu1_1"])
     x = _rand(1, 3, 32, 32)
     feats = ext(x, ["relu1_1"])["relu1_1"]
     assert feats.dtype == torch.float32
     ref = small_random_extractor(x, ["relu1_1"])["relu1_1"]
     torch.testing.assert_close(feats, ref, rtol=0.05, atol=0.05)  # bf16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize(("setting", "value"), [("pooling", "max"), ("weights", "caffe"), ("precision", "bfloat16")])
+def test_an_extractor_that_disagrees_with_the_config_is_an_error(
+    small_random_extractor: VGG19Features, setting: str, value: str
+) -> None:
+    cfg = TransferConfig(steps=1, **{**SMALL, setting: value})
+    with pytest.raises(ValueError, match=f"extractor was built with {setting} .* config asks for '{value}'"):
+        transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), cfg, extractor=small_random_extractor)
+
+
+def test_an_extractor_too_shallow_for_the_layers_is_an_error(small_random_extractor: VGG19Features) -> None:
+    cfg = TransferConfig(steps=1, **{**SMALL, "content_layers": ("relu3_1",)})
+    with pytest.raises(ValueError, match="stops at 'relu2_1', before the layer 'relu3_1'"):
+        transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), cfg, extractor=small_random_extractor)
+
+
+def test_metadata_records_what_ran(small_random_extractor: VGG19Features) -> None:
+    result = transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), TransferConfig(steps=2, **SMALL),
+                      extractor=small_random_extractor)
+    meta = result.metadata()
+    assert meta["ran"] == {"device": "cpu", "precision": "float32", "conv_algorithm": "direct"}
+    assert meta["config"]["pooling"] == small_random_extractor.pooling == "avg"
+    assert meta["steps"] == 2 and len(meta["segments"]) == 1
+    assert set(meta["final_loss"]) == {"content", "style"}
+
+
+# --- the run loop: live settings, restarts, levels -----------------------------------------------
+
+
+class _LiveAfter:
+    """Live settings that switch from ``before`` to ``after`` once ``step`` steps have been seen."""
+
+    def __init__(self, before: TransferConfig, after: TransferConfig, step: int) -> None:
+        self.before, self.after, self.step, self.seen = before, after, step, 0
+
+    def __call__(self) -> TransferConfig:
+        return self.after if self.seen >= self.step else self.before
+
+    def count(self, info) -> None:
+        self.seen = info.step
+
+
+def test_a_live_ratio_change_restarts_from_the_current_image(small_random_extractor: VGG19Features,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = TransferConfig(steps=5, ratio=1e-3, **{k: v for k, v in SMALL.items() if k != "size"})
+    live = _LiveAfter(cfg, cfg.replace(ratio=1e-2), step=2)
+    calls: list[tuple[MatchingObjective, torch.Tensor]] = []
+    real = recipes.optimize
+
+    def spy(objective, start, **kwargs):
+        calls.append((objective, start.clone()))
+        return real(objective, start, **kwargs)
+
+    monkeypatch.setattr(recipes, "optimize", spy)
+    images_seen: list[torch.Tensor] = []
+    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
+                 callbacks=[live.count, lambda info: images_seen.append(info.image.clone())], live=live)
+    assert [(s.first_step, s.steps) for s in result.segments] == [(1, 2), (3, 3)]
+    assert [h.step for h in result.history] == [1, 2, 3, 4, 5]
+    assert calls[0][0].content_weight == pytest.approx(1e-3) and calls[1][0].content_weight == pytest.approx(1e-2)
+    torch.testing.assert_close(calls[1][1], images_seen[1])  # restarted from the image after step 2
+    assert result.config.ratio == 1e-2 and result.stopped is None
+
+
+def test_a_live_layer_change_rebuilds_the_targets_and_a_deeper_network(small_random_extractor: VGG19Features) -> None:
+    cfg = TransferConfig(steps=4, **SMALL)
+    live = _LiveAfter(cfg, cfg.replace(content_layers=("relu3_1",)), step=2)
+    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
+                 callbacks=[live.count], live=live)
+    assert result.steps == 4 and len(result.segments) == 2
+    assert result.segments[-1].config.content_layers == ("relu3_1",)
+    assert "relu3_1" in result.extractor.layer_names  # built deeper for the new layer
+
+
+def test_lowering_the_live_step_count_stops_early(small_random_extractor: VGG19Features) -> None:
+    cfg = TransferConfig(steps=10, **SMALL)
+    live = _LiveAfter(cfg, cfg.replace(steps=3), step=1)
+    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
+                 callbacks=[live.count], live=live)
+    assert result.steps == 3 and len(result.segments) == 1 and result.stopped is None
+
+
+def test_a_callback_stop_ends_the_whole_run(small_random_extractor: VGG19Features) -> None:
+    cfg = TransferConfig(steps=10, **SMALL)
+    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
+                 callbacks=[lambda info: info.step >= 2])
+    assert result.steps == 2 and result.stopped == "callback"
+
+
+def test_a_pyramid_runs_each_level_with_continuous_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts: list[tuple[int, ...]] = []
+    real = recipes.optimize
+
+    def spy(objective, start, **kwargs):
+        starts.append(tuple(start.shape))
+        return real(objective, start, **kwargs)
+
+    monkeypatch.setattr(recipes, "optimize", spy)
+    cfg = TransferConfig(**{**SMALL, "size": 64}, steps=2, pyramid=(32, 48), pyramid_steps=1)
+    result = transfer(_rand(1, 3, 64, 48), _rand(1, 3, 64, 64, seed=1), cfg)
+    assert starts == [(1, 3, 32, 24), (1, 3, 48, 36), (1, 3, 64, 48)]
+    assert [h.step for h in result.history] == [1, 2, 3, 4]
+    assert [s.shape for s in result.segments] == [(32, 24), (48, 36), (64, 48)]
+    assert result.image.shape == (1, 3, 64, 48)
 
 
 # --- every ratio on the slider's range converges (the issue's acceptance test) -------------------
@@ -336,10 +421,12 @@ def test_every_ratio_converges(ratio: float, paper_extractor: VGG19Features) -> 
     cfg = TransferConfig(size=128, steps=20, ratio=ratio)
     assert cfg.content_layers == PAPER.content_layers and cfg.style_layers == PAPER.style_layers
     assert cfg.weights == "caffe" and cfg.init == "noise"
-    c, s = load_pair("hopper", "mosaic", cfg, torch.device("cpu"))
+    c, s = load_pair("hopper", "mosaic", cfg)
     start = initial_image(cfg.init, content=c, style=s, seed=cfg.seed)
+    objective = MatchingObjective(paper_extractor, content_targets(paper_extractor, c, cfg.content_layers),
+                                  style_targets(paper_extractor, s, cfg.style_layers), content_weight=cfg.content_weight)
     with torch.no_grad():
-        initial = float(sum(build_objective(cfg, paper_extractor, c, s)(start).values()))
+        initial = float(sum(objective(start).values()))
     result = transfer("hopper", "mosaic", cfg, extractor=paper_extractor)
     totals = result.losses()
     assert len(totals) == 20  # the line search never gave up

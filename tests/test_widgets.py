@@ -7,6 +7,8 @@ the panel updates from its step callback) so they land at a known step.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import time
 
@@ -36,7 +38,7 @@ def style():
 
 
 def _panel(photo, style, **changes) -> TransferPanel:
-    return TransferPanel(photo, style, config=SMALL.replace(**changes), preview_every=1)
+    return TransferPanel(photo, style, config=SMALL.replace(**changes), preview_seconds=0)
 
 
 def _when_step(panel: TransferPanel, step: int, action) -> None:
@@ -134,9 +136,10 @@ def test_ratio_change_during_a_run_restarts_with_the_new_ratio(photo, style):
     _when_step(panel, 2, lambda: setattr(panel.ratio_slider, "value", 1e-2))
     result = panel.run_sync()
     assert result.steps == 5
-    assert [(s.first_step, s.steps) for s in panel.segments] == [(1, 2), (3, 3)]
-    assert panel.segments[0].objective.content_weight == pytest.approx(1e-3)
-    assert panel.segments[-1].objective.content_weight == pytest.approx(1e-2)
+    assert [(s.first_step, s.steps) for s in result.segments] == [(1, 2), (3, 3)]
+    assert panel.restarts == [3]
+    assert result.segments[0].config.content_weight == pytest.approx(1e-3)
+    assert result.segments[-1].config.content_weight == pytest.approx(1e-2)
     assert result.config.ratio == pytest.approx(1e-2)
     assert "α/β 0.01 ·" in panel.status.value
 
@@ -145,10 +148,10 @@ def test_layer_change_during_a_run_rebuilds_the_targets(photo, style):
     panel = _panel(photo, style, steps=4, optimizer="adam")
     _when_step(panel, 2, lambda: setattr(panel.style_checks["relu5_1"], "value", False))
     result = panel.run_sync()
-    assert result.steps == 4 and len(panel.segments) == 2
-    final = panel.segments[-1].objective
-    assert list(final.style_targets) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
-    assert final.style_layer_weights == pytest.approx({n: 0.25 for n in final.style_targets})
+    assert result.steps == 4 and len(result.segments) == 2
+    final = result.segments[-1].config
+    assert final.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    assert final.layer_weights() == pytest.approx({n: 0.25 for n in final.style_layers})
 
 
 def test_lowering_the_step_slider_during_a_run_stops_early(photo, style):
@@ -156,7 +159,7 @@ def test_lowering_the_step_slider_during_a_run_stops_early(photo, style):
     _when_step(panel, 2, lambda: setattr(panel.steps_slider, "value", 3))
     result = panel.run_sync()
     assert result.steps == 3
-    assert len(panel.segments) == 1
+    assert len(result.segments) == 1
     assert result.stopped is None
 
 
@@ -169,7 +172,7 @@ def test_a_kernel_interrupt_ends_the_run_instead_of_restarting_it(photo, style):
     _when_step(panel, 2, interrupt)
     result = panel.run_sync()
     assert result.stopped == "interrupted"
-    assert result.steps == 2 and len(panel.segments) == 1
+    assert result.steps == 2 and len(result.segments) == 1
     assert panel.status.value.startswith("stopped · step 2/6 ·")
 
 
@@ -179,13 +182,13 @@ def test_background_run_follows_changes_from_another_thread(photo, style):
     assert panel.running
     _wait_for(lambda: len(panel.history) >= 1 or not panel.running)
     panel.ratio_slider.value = 1e-1  # from this (the "notebook") thread while the run goes on
-    _wait_for(lambda: len(panel.segments) >= 2 or not panel.running)
+    _wait_for(lambda: len(panel.restarts) >= 1 or not panel.running)
     panel.steps_slider.value = 1  # below the current step: ends after the current step
     result = panel.wait(timeout=120)
     assert not panel.running
     assert result is not None and result.stopped is None
-    assert result.steps < 40 and len(panel.segments) == 2
-    assert panel.segments[-1].objective.content_weight == pytest.approx(1e-1)
+    assert result.steps < 40 and len(result.segments) == 2
+    assert result.segments[-1].config.content_weight == pytest.approx(1e-1)
 
 
 def test_stop_ends_a_background_run_and_keeps_the_result(photo, style):
@@ -210,7 +213,7 @@ def test_errors_in_the_background_are_shown_in_the_status(photo, style):
         box.value = False
     panel.start()
     panel.wait(timeout=60)
-    assert panel.status.value == "error: ValueError: at least one style layer is needed"
+    assert panel.status.value == "error: at least one style layer is needed"
     assert not panel.running and panel.result is None
 
 
@@ -236,30 +239,65 @@ def test_save_writes_png_with_the_config(photo, style, tmp_path):
     assert len(panel.history) == 2
     out = panel.save(tmp_path / "result.png")
     meta = nst.read_metadata(out)
-    assert math.isclose(meta["ratio"], 1e-1)
-    assert meta["steps"] == 2 and meta["style_layers"] == list(nst.PAPER_STYLE_LAYERS)
+    assert math.isclose(meta["config"]["ratio"], 1e-1)
+    assert meta["steps"] == 2 and meta["config"]["style_layers"] == list(nst.PAPER_STYLE_LAYERS)
+    assert meta["ran"] == {"device": "cpu", "precision": "float32", "conv_algorithm": "winograd"}
     assert meta["segments"] == [{
-        "first_step": 1, "steps": 2, "ratio": meta["ratio"], "content_layers": ["relu4_2"],
-        "style_layer_weights": {n: 0.2 for n in nst.PAPER_STYLE_LAYERS}, "optimizer": "lbfgs"}]
+        "first_step": 1, "steps": 2, "height": 48, "width": 48, "ratio": meta["config"]["ratio"],
+        "content_layers": ["relu4_2"], "style_layer_weights": {n: 0.2 for n in nst.PAPER_STYLE_LAYERS},
+        "tv_weight": 0.0, "optimizer": SMALL.optimizer}]
     assert nst.load_image(out).shape == (1, 3, 48, 48)
 
 
-def test_info_shows_device_size_and_memory(photo, style):
+def test_info_shows_what_will_run_and_its_memory(photo, style):
     panel = TransferPanel(photo, style, config=SMALL)
-    assert panel.info.value.startswith("device cpu · 48×48 px · random VGG-19, avg pooling · float32")
-    try:
-        from nst_utils.memory import estimate_peak_memory  # noqa: F401 (optional module)
-    except ImportError:
-        return
+    assert panel.info.value.startswith(
+        "device cpu · 48×48 px · random VGG-19, avg pooling · float32, winograd convolutions · est. peak memory ")
     before = panel.info.value
-    assert " · est. peak memory " in before
     panel.size_picker.value = 512
     assert panel.info.value.startswith("device cpu · 512 px longest side ·")
     assert panel.info.value != before
 
 
+def _no_memory(monkeypatch) -> None:
+    """Nothing free: every run is refused. And building a network would be a failure."""
+    monkeypatch.setattr("nst_utils.engine.memory.available_memory", lambda device: 0)
+    monkeypatch.setattr("nst_utils.engine.memory.memory_in_use", lambda device: 0)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built for a run that does not fit")
+
+    monkeypatch.setattr("nst_utils.features.build_vgg19_body", no_network)
+
+
+def test_a_run_that_does_not_fit_is_refused_before_allocating_as_the_cli_says(photo, style, monkeypatch, tmp_path):
+    from nst_utils import cli
+    from nst_utils.engine.memory import InsufficientMemoryError
+
+    panel = _panel(photo, style, size=512)
+    photo_path = tmp_path / "photo.png"
+    nst.save_image(photo, photo_path)
+    _no_memory(monkeypatch)
+    panel.size_picker.value = 256  # the info line says so as soon as the size is picked
+    assert " · too large: a 256 px run needs about " in panel.info.value
+    panel.size_picker.value = 512
+    with pytest.raises(InsufficientMemoryError) as refused:
+        panel.run_sync()
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("a 512 px run needs about ")
+    assert message.endswith("not even 32 px fits; free some memory")
+    assert panel.status.value == f"error: {message}"
+    assert panel.result is None and not panel.running
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.run(["transfer", str(photo_path), "mosaic", "-o", str(tmp_path / "out.png"), "--size", "512",
+                        "--weights", "random", "--steps", "2", "--quiet"])
+    assert code == cli.EXIT_USAGE and err.getvalue() == f"nst: error: {message}\n"
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_bad_arguments_fail_fast(photo, style):
-    with pytest.raises(ValueError, match="preview_every"):
-        TransferPanel(photo, style, config=SMALL, preview_every=0)
+    with pytest.raises(ValueError, match="preview_seconds"):
+        TransferPanel(photo, style, config=SMALL, preview_seconds=-1)
     with pytest.raises(nst.ImageError):
         TransferPanel("/nonexistent/content.png", style, config=SMALL)

@@ -8,7 +8,8 @@ its input weights in layer ``l+1`` by ``1/s`` leaves the network's function unch
 multiplies that channel's conv, ReLU and pooling outputs by ``s`` (ReLU and pooling commute
 with a positive scale). So the normalised network's features are the original features times
 a per-channel constant. :class:`~nst_utils.features.VGG19Features` rescales the weights this
-way, as the paper did (:func:`~nst_utils.features.fold_filter_scales`).
+way, as the paper did (:func:`~nst_utils.features.fold_filter_scales`). The means were
+measured once, offline, by ``scripts/compute_filter_means.py``.
 
 Without it, the Caffe network's layers differ by six orders of magnitude in their style loss,
 conv4_1 drowns the others, and the paper's α/β values mean nothing.
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from .layers import LAYERS
@@ -34,53 +33,6 @@ FILTER_MEANS_PATH = Path(__file__).with_name("data") / "vgg19_caffe_filter_means
 #: this fraction of its layer's median (so no scale exceeds 5x the layer's median scale) touches
 #: 1-5 filters per layer and brings every layer's term back to within a few orders of magnitude.
 MIN_MEAN_FRACTION = 0.2
-REFERENCE_SIZES = (256, 512)
-
-
-def _photo_paths() -> list[tuple[str, Path]]:
-    import matplotlib
-    import skimage
-
-    mpl = Path(matplotlib.get_data_path()) / "sample_data"
-    ski = Path(skimage.__file__).parent / "data"
-    # Colour photographs only: a grayscale image leaves colour-opponent filters silent, and
-    # averaging it in would shrink their means and blow up their scale on any colourful image.
-    names = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-             "hubble_deep_field.jpg", "ihc.png", "retina.jpg"]
-    return [("grace_hopper.jpg", mpl / "grace_hopper.jpg")] + [(n, ski / n) for n in names]
-
-
-def reference_images() -> list[tuple[str, Tensor]]:
-    """Colour photographs shipped in matplotlib's and scikit-image's wheels, each at two scales
-    (longest side 256 and 512: objects at two sizes, as a crop-free stand-in for ImageNet)."""
-    out = []
-    for name, path in _photo_paths():
-        for side in REFERENCE_SIZES:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                im.thumbnail((side, side), Image.Resampling.LANCZOS)
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-            out.append((f"{name}@{side}", torch.from_numpy(arr.copy()).permute(2, 0, 1)[None]))
-    return out
-
-
-@torch.no_grad()
-def measure_filter_means(images: list[tuple[str, Tensor]]) -> dict[str, Tensor]:
-    """Mean ReLU activation of every conv filter of the Caffe VGG-19 (max pooling).
-
-    Each image counts equally (mean over its positions, then over images).
-    """
-    from .features import VGG19Features
-
-    model = VGG19Features("caffe", "max", normalise=False)
-    relus = [name for name in LAYERS if name.startswith("relu")]
-    sums = {name: torch.zeros(0) for name in relus}
-    for _, image in images:
-        feats = model(image, relus)
-        for name in relus:
-            mean = feats[name].mean(dim=(0, 2, 3))
-            sums[name] = mean if sums[name].numel() == 0 else sums[name] + mean
-    return {name.replace("relu", "conv"): total / len(images) for name, total in sums.items()}
 
 
 def load_filter_scales() -> dict[str, Tensor]:
@@ -93,8 +45,7 @@ def load_filter_scales() -> dict[str, Tensor]:
     scales: dict[str, Tensor] = {}
     last: Tensor | None = None
     for name in LAYERS:
-        if name.startswith("pool"):
-            assert last is not None
+        if name.startswith("pool"):  # the table starts with conv1_1, so `last` is set
             scales[name] = last
             continue
         conv = "conv" + name[4:]

@@ -1,4 +1,4 @@
-"""nst_utils.winograd: Winograd F(4x4, 3x3) against PyTorch's direct convolution."""
+"""nst_utils.engine.winograd: Winograd F(4x4, 3x3) against PyTorch's direct convolution."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nst_utils.config import PAPER
+from nst_utils.engine import winograd
+from nst_utils.engine.winograd import WinogradConv2d, transform_filters, use_winograd, winograd_conv3x3
 from nst_utils.recipes import make_extractor
-from nst_utils.winograd import WinogradConv2d, transform_filters, use_winograd, winograd_conv3x3
 
-REL = 1e-4  # float32 Winograd F(4,3) measured ~1e-5 relative to the largest output
+#: Float32 tolerance relative to the largest output: the same products summed in another order,
+#: plus the transforms' rounding, stay an order of magnitude below it.
+REL = 1e-4
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -39,8 +43,6 @@ def test_matches_direct_convolution(batch: int, channels: int, out: int, height:
 def test_bands_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tile rows are processed in bands that fit in cache; the band size must not matter
     (beyond rounding: a different matrix width changes the GEMM's summation blocking)."""
-    from nst_utils import winograd
-
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(1, 8, 30, 22, generator=gen)
     u = transform_filters(torch.randn(4, 8, 3, 3, generator=gen))
@@ -59,14 +61,10 @@ def test_channels_last_input() -> None:
 @pytest.fixture
 def every_map_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """Winograd even for the small maps these tests use (real runs convolve those directly)."""
-    from nst_utils import winograd
-
     monkeypatch.setattr(winograd, "MIN_SIDE", 1)
 
 
 def test_maps_below_the_minimum_side_are_convolved_directly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nst_utils import winograd
-
     calls: list[tuple[int, ...]] = []
     real = winograd.winograd_conv3x3
     monkeypatch.setattr(winograd, "winograd_conv3x3", lambda x, *a: calls.append(tuple(x.shape)) or real(x, *a))
@@ -121,23 +119,13 @@ def test_rejects_what_it_cannot_compute() -> None:
 
 
 def test_only_the_deep_layers_are_replaced() -> None:
-    ext = make_extractor(["relu5_1"], weights="random", device="cpu", precision="float32", conv_algorithm="winograd")
+    config = PAPER.replace(weights="random", device="cpu", precision="float32", conv_algorithm="winograd")
+    ext = make_extractor(config, ["relu5_1"])
     replaced = [name for name, m in zip(ext.layer_names, ext.body) if isinstance(m, WinogradConv2d)]
     assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1", "conv4_2", "conv4_3", "conv4_4",
                         "conv5_1"]
+    assert ext.conv_algorithm == "winograd"
     assert not use_winograd(nn.Conv2d(64, 64, 3, padding=1))
-
-
-def test_auto_is_winograd_on_a_cpu_in_float32_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    layers = ["relu3_1"]
-    monkeypatch.setenv("NST_FAST", "1")
-    assert not make_extractor(layers, weights="random", device="cpu", precision="float32").winograd  # fast mode
-    monkeypatch.delenv("NST_FAST")
-    assert make_extractor(layers, weights="random", device="cpu", precision="float32").winograd
-    assert not make_extractor(layers, weights="random", device="cpu", precision="bfloat16").winograd
-    assert not make_extractor(layers, weights="random", device="cpu", conv_algorithm="direct").winograd
-    with pytest.raises(ValueError, match="unknown conv_algorithm 'fft'"):
-        make_extractor(layers, weights="random", device="cpu", conv_algorithm="fft")
 
 
 @pytest.mark.usefixtures("every_map_size")
@@ -147,7 +135,8 @@ def test_features_and_gradients_of_the_caffe_network_agree() -> None:
     x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(4))
     results = []
     for algorithm in ("direct", "winograd"):
-        ext = make_extractor(layers, device="cpu", precision="float32", conv_algorithm=algorithm)
+        ext = make_extractor(PAPER.replace(device="cpu", precision="float32", conv_algorithm=algorithm), layers)
+        assert ext.conv_algorithm == algorithm
         xi = x.clone().requires_grad_(True)
         feats = ext(xi, layers)
         sum(f.square().mean() for f in feats.values()).backward()

@@ -3,22 +3,22 @@
 Each evaluation of the objective allocates the network's activations and their gradients,
 hundreds of megabytes in tensors of up to tens of megabytes each, and frees them again.
 glibc's malloc serves blocks that large with a fresh ``mmap`` and returns them with
-``munmap``, so every evaluation faults in and zeroes all of that memory again: measured on a
-2-core CPU at 512 px, 180 000 - 470 000 page faults and 0.5 - 1.4 s of kernel time per
-evaluation of 2.7 s (``benchmarks``). With mmap switched off for the run and trimming deferred,
-freed blocks stay in malloc's heap and later evaluations reuse them: after the first two or
-three steps, no faults, 2.0 s. (PyTorch's CPU tuning guides get the same effect by preloading
-jemalloc or tcmalloc.)
+``munmap``, so every evaluation faults in and zeroes all of that memory again: hundreds of
+thousands of page faults, and a large share of each evaluation spent in the kernel. With mmap
+switched off for the run and trimming deferred, freed blocks stay in malloc's heap and later
+evaluations reuse them: after the first few steps, no faults. (PyTorch's CPU tuning guides get
+the same effect by preloading jemalloc or tcmalloc.) What it saves, and what it costs in peak
+memory, is measured in the README ("Architecture") and ``benchmarks/results.md``.
 
 The heap can fragment instead of settling. PyTorch asks for 64-byte aligned blocks, and glibc
 serves an aligned request of n bytes only from a free chunk of n + 96 bytes or more, so the hole
 a freed block leaves cannot take the next block of the same size unless it merges with a free
 neighbour. An allocation that outlives the evaluation, placed right after a large block, stops
 that merge; if that happens every evaluation, the heap grows by the block's size every
-evaluation. Optimisation runs of this package settle (measured: 512 px, free memory held by
-malloc 661 MB after the first step, 852 MB after 25 steps; 256 px, 156 then 176 MB, flat over
-150 steps), but a callback can allocate in that pattern. So :meth:`KeptMemory.check`, called
-after each step, falls back to glibc's defaults for the rest of the run once the free memory
+evaluation. Optimisation runs of this package settle (the free memory malloc holds grows a
+little over the first steps, then stays flat), but a callback can allocate in that pattern. So
+:meth:`KeptMemory.check`, called after each step (the run loop, :func:`nst_utils.recipes.run`,
+does it through :meth:`nst_utils.engine.Prepared.running`), falls back to glibc's defaults for the rest of the run once the free memory
 held exceeds :data:`GROWTH_LIMIT` times what it was after the first step plus
 :data:`GROWTH_MARGIN`: the run is then as fast as without this module, never unbounded.
 

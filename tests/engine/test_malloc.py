@@ -1,5 +1,7 @@
-"""nst_utils.allocator: freed memory is reused within a run, a fragmenting heap falls back to
-glibc's defaults instead of growing, and the process is left as it was."""
+"""nst_utils.engine.malloc: freed memory is reused within a run, a fragmenting heap falls back to
+glibc's defaults instead of growing, and the process is left as it was. The run loop
+(:func:`nst_utils.recipes.run`) keeps freed memory and checks the heap after every step; the
+optimiser on its own leaves malloc alone."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import textwrap
 import pytest
 import torch
 
-from nst_utils import allocator
+from nst_utils.config import PAPER
+from nst_utils.engine import malloc
+from nst_utils.images import resize
 from nst_utils.optimize import optimize
+from nst_utils.recipes import reconstruct_content
 
-pytestmark = pytest.mark.skipif(not allocator.applies(), reason="needs glibc >= 2.33 and no MALLOC_* tuning")
+pytestmark = pytest.mark.skipif(not malloc.applies(), reason="needs glibc >= 2.33 and no MALLOC_* tuning")
 
 MIB = 2**20
 #: Tensor sizes (MiB) alive together in one simulated evaluation, like a 512 px run's activations.
@@ -43,7 +48,7 @@ def _evaluation_faults() -> int:
 def test_inside_a_run_evaluations_fault_in_little() -> None:
     """In this process, with whatever earlier tests left in its heap."""
     evaluation_pages = sum(ACTIVATIONS) * MIB // resource.getpagesize()
-    with allocator.keep_freed_memory() as kept:
+    with malloc.keep_freed_memory() as kept:
         assert kept and kept.applied
         faults = [_evaluation_faults() for _ in range(10)]
     assert not kept and not kept.fell_back
@@ -61,7 +66,7 @@ def test_inside_a_run_evaluations_fault_in_little() -> None:
 # runs in a fresh interpreter, whose heap holds no such chunk.
 _BEFORE_AND_AFTER = textwrap.dedent("""
     import json, resource, torch
-    from nst_utils import allocator
+    from nst_utils.engine import malloc
     def faults():
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     def block_faults():
@@ -70,7 +75,7 @@ _BEFORE_AND_AFTER = textwrap.dedent("""
         torch.ones(64 * 2**20 // 4)
         return faults() - before
     out = dict(before=block_faults())
-    with allocator.keep_freed_memory():
+    with malloc.keep_freed_memory():
         out["inside"] = [block_faults() for _ in range(3)]
     out["after"] = block_faults()
     print(json.dumps(out))
@@ -92,12 +97,12 @@ def test_large_blocks_are_faulted_in_afresh_except_during_a_run() -> None:
 # glibc happens to put things; a block larger than any before it grows the heap every time.
 _GROWING_RUN = textwrap.dedent("""
     import json, os, torch
-    from nst_utils import allocator
+    from nst_utils.engine import malloc
     steps = []
-    with allocator.keep_freed_memory() as kept:
+    with malloc.keep_freed_memory() as kept:
         for step in range(1, 40):
             torch.ones(step * {step_mib} * 2**20 // 4)  # allocated, touched, freed into the heap
-            held = allocator.free_bytes_held()
+            held = malloc.free_bytes_held()
             kept.check()
             with open("/proc/self/statm") as statm:
                 resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -125,24 +130,44 @@ def test_a_growing_heap_falls_back_instead_of_growing_further() -> None:
     assert not run["kept_at_end"]
 
 
-def test_optimize_checks_the_heap_after_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_run_loop_checks_the_heap_after_every_step(monkeypatch: pytest.MonkeyPatch, photo) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(allocator.KeptMemory, "check", lambda self: calls.append(1))
+    monkeypatch.setattr(malloc.KeptMemory, "check", lambda self: calls.append(1))
+    config = PAPER.replace(weights="random", device="cpu", optimizer="adam", steps=4)
+    out = reconstruct_content(resize(photo, 32), "relu1_2", config=config)
+    assert out.steps == 4 and len(calls) == 4
+
+
+def test_plain_optimize_leaves_malloc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way into the module (settings, the state object, its check) is watched."""
+    touched: list[str] = []
+    real_init = malloc.KeptMemory.__init__
+
+    def init(self, libc) -> None:
+        touched.append("KeptMemory")
+        real_init(self, libc)
+
+    monkeypatch.setattr(malloc, "_glibc", lambda: touched.append("glibc"))  # None: nothing to change
+    monkeypatch.setattr(malloc.KeptMemory, "__init__", init)
+    monkeypatch.setattr(malloc.KeptMemory, "check", lambda self: touched.append("check"))
 
     def objective(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"content": ((x - 0.3) ** 2).sum()}
 
     out = optimize(objective, torch.rand(1, 3, 8, 8), steps=4, optimizer="adam")
-    assert out.steps == 4 and len(calls) == 4
+    assert out.steps == 4 and touched == []
+    with malloc.keep_freed_memory() as kept:  # the watch itself works
+        kept.check()
+    assert touched == ["glibc", "KeptMemory", "check"]
 
 
 def test_user_tuning_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_MAX_", "65536")
-    assert allocator.user_tuned() and not allocator.applies()
-    with allocator.keep_freed_memory() as kept:
+    assert malloc.user_tuned() and not malloc.applies()
+    with malloc.keep_freed_memory() as kept:
         assert not kept and not kept.applied
         kept.check()  # nothing to check
         assert not kept.fell_back
     monkeypatch.delenv("MALLOC_MMAP_MAX_")
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
-    assert allocator.user_tuned()
+    assert malloc.user_tuned()

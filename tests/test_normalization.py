@@ -1,5 +1,6 @@
-"""nst_utils.normalisation: the stored filter means, the per-channel scales derived from them
-(with the floor on rarely firing filters), and, slowly, that the means can be re-measured."""
+"""nst_utils.normalization: the stored filter means, the per-channel scales derived from them
+(with the floor on rarely firing filters), and, slowly, that scripts/compute_filter_means.py
+re-measures the same means."""
 
 from __future__ import annotations
 
@@ -9,14 +10,7 @@ import pytest
 import torch
 
 from nst_utils.layers import LAYER_CHANNELS, LAYERS
-from nst_utils.normalisation import (
-    FILTER_MEANS_PATH,
-    MIN_MEAN_FRACTION,
-    REFERENCE_SIZES,
-    load_filter_scales,
-    measure_filter_means,
-    reference_images,
-)
+from nst_utils.normalization import FILTER_MEANS_PATH, MIN_MEAN_FRACTION, load_filter_scales
 
 CONVS = [name for name in LAYERS if name.startswith("conv")]
 
@@ -37,11 +31,6 @@ def _lower_median(values: torch.Tensor) -> float:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def test_constants() -> None:
-    assert MIN_MEAN_FRACTION == 0.2
-    assert REFERENCE_SIZES == (256, 512)
-
-
 def test_stored_means_cover_every_conv_with_positive_finite_values(stored) -> None:
     assert set(stored["means"]) == set(CONVS) and len(CONVS) == 16
     for name, mean in stored["means"].items():
@@ -50,7 +39,7 @@ def test_stored_means_cover_every_conv_with_positive_finite_values(stored) -> No
     # Nine colour photographs, each at the two reference sizes.
     names = stored["images"]
     assert len(names) == 18 and len(set(names)) == 18
-    assert {n.rsplit("@", 1)[1] for n in names} == {str(s) for s in REFERENCE_SIZES}
+    assert {n.rsplit("@", 1)[1] for n in names} == {"256", "512"}
 
 
 def test_scales_cover_all_37_layers(scales) -> None:
@@ -104,17 +93,18 @@ def test_pool_taps_reuse_the_preceding_relu_scale(scales) -> None:
 
 
 @pytest.mark.slow
-def test_remeasured_means_reproduce_the_stored_file(stored) -> None:
+def test_remeasured_means_reproduce_the_stored_file(stored, load_script) -> None:
     """``scripts/compute_filter_means.py`` from scratch: ~1 min on 2 CPU cores."""
     pytest.importorskip("skimage")
-    images = reference_images()
+    script = load_script("compute_filter_means")
+    images = script.reference_images()
     assert [name for name, _ in images] == stored["images"]
     for name, image in images:
         side = int(name.rsplit("@", 1)[1])  # a thumbnail: longest side <= side, never enlarged
         assert image.shape[:2] == (1, 3) and max(image.shape[-2:]) <= side, name
         assert side != 256 or max(image.shape[-2:]) == 256, name  # every photo is at least 256 px
         assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0, name
-    measured = measure_filter_means(images)
+    measured = script.measure_filter_means(images)
     assert set(measured) == set(stored["means"])
     for conv, mean in stored["means"].items():
         worst = float(((measured[conv] - mean).abs() / mean).max())

@@ -19,8 +19,8 @@ unknowns it adds, in bytes:
   input, for a content layer ``F - P``, and under reduced precision each tap's float32 copy.
   The factor, fitted to measurements, covers what this count leaves out: the gradients alive
   during the backward pass and the allocator's slack. Most of it is the price of
-  :func:`nst_utils.allocator.keep_freed_memory`, which keeps freed blocks in the heap for reuse
-  during a run (measured: 1.40 before it, 2.52 with it, for 15-20 % less time per step at 512 px).
+  :func:`nst_utils.engine.malloc.keep_freed_memory`, which keeps freed blocks in the heap for reuse
+  during a run, trading peak memory for time per step (the README's "Architecture" has both).
 * the targets: the content features ``P^l`` and the Gram matrices ``A^l`` (``N_l^2`` floats).
 * the image in its copies: scipy's float64 iterate, the float32 image and its gradient, the
   float64 gradient handed back to scipy, the best image seen (``IMAGE_COPIES`` floats per unknown).
@@ -29,15 +29,14 @@ unknowns it adds, in bytes:
   On CUDA the L-BFGS-B workspace lives in host memory and is left out.
 
 The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the peak private
-memory of real ``nst.transfer`` runs (2 steps, paper settings, one fresh process per size;
-results and errors in ``benchmarks/memory_calibration.json``, regenerate with ``python -m
-benchmarks --memory-only --sizes 128,256,512,768,1024``). Errors of the estimate there:
--0.1 % at 128 px, +0.4 % at 256, -0.5 % at 512, -1.1 % at 768, +1.1 % at 1024 (Winograd, the
-CPU default); with direct convolutions, +4.2 % at 128 and -0.8 % at 256. A process that tunes
-malloc itself (``MALLOC_*`` variables, so the allocator is left alone) peaks lower: the estimate
-then errs on the safe side (by about 25 % at 1024 px). The baseline
-was measured with torch's CUDA build from PyPI; a CPU-only build makes the estimate err on the
-safe side. On CUDA the same counts are used without a measured calibration.
+memory of real ``nst.transfer`` runs (2 steps, paper settings, one fresh process per size).
+The runs, the estimate and its error for each are in ``benchmarks/memory_calibration.json``
+(regenerate with ``python -m benchmarks --memory-only --sizes 128,256,512,768,1024``; the README
+quotes them); ``tests/engine/test_memory.py`` holds the estimate to 15 % of them. A process that
+tunes malloc itself (``MALLOC_*`` variables, so the allocator is left alone) peaks lower: the
+estimate then errs on the safe side. The baseline was measured with torch's CUDA build from
+PyPI; a CPU-only build makes the estimate err on the safe side too. On CUDA the same counts are
+used without a measured calibration.
 """
 
 from __future__ import annotations
@@ -45,17 +44,20 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 
-from .config import MAX_SIZE, MIN_SIZE, OPTIMIZERS, PAPER, TransferConfig
-from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS, check_layers
+from ..config import MAX_SIZE, MIN_SIZE, TransferConfig
+from ..layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
+from .hardware import Machine, plan
+from .winograd import winograd_layer
 
 GIB = 2**30
-#: Peak private memory of the interpreter with torch etc. imported and the network built (CPU, fitted).
+#: Peak private memory of the interpreter with torch etc. imported and the network built (CPU,
+#: fitted to the runs in ``benchmarks/memory_calibration.json``).
 BASELINE_CPU = 560 * 2**20
-#: Measured peak / counted saved activations (see the module docstring).
+#: Measured peak / counted saved activations (see the module docstring; fitted to the runs in
+#: ``benchmarks/memory_calibration.json``).
 ACTIVATION_FACTOR = 2.52
 #: Float32-sized image copies per unknown besides the optimiser's state (see the docstring).
 IMAGE_COPIES = 8
@@ -67,55 +69,12 @@ class InsufficientMemoryError(MemoryError, ValueError):
     """The requested run does not fit into the available memory (message: one line)."""
 
 
-@dataclass(frozen=True)
-class MemoryRequest:
-    """What the estimate depends on; built from keyword arguments or a :class:`TransferConfig`."""
-
-    height: int
-    width: int
-    content_layers: tuple[str, ...]
-    style_layers: tuple[str, ...]
-    optimizer: str
-    lbfgs_history: int
-    precision: str
-    device: torch.device
-    conv_algorithm: str
-
-
-def _request(
-    size: int | tuple[int, int] | TransferConfig,
-    content_layers: Iterable[str] | None,
-    style_layers: Iterable[str] | None,
-    optimizer: str | None,
-    lbfgs_history: int | None,
-    precision: str | None,
-    device: str | torch.device | None,
-    conv_algorithm: str | None,
-) -> MemoryRequest:
-    from .recipes import resolve_device
-
-    cfg = size if isinstance(size, TransferConfig) else PAPER
-    side = cfg.size if isinstance(size, TransferConfig) else size
-    # An int is a square of that side: the worst case for an image whose longest side it is.
-    height, width = (side, side) if isinstance(side, int) else (int(side[0]), int(side[1]))
+def _shape(config: TransferConfig, shape: tuple[int, int] | None) -> tuple[int, int]:
+    # No shape: a square of the config's size, the worst case for an image whose longest side it is.
+    height, width = shape if shape is not None else (config.size, config.size)
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}x{width}")
-    optimizer = optimizer or cfg.optimizer
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
-    contents = check_layers(cfg.content_layers if content_layers is None else content_layers, "content layer")
-    styles = check_layers(cfg.style_layers if style_layers is None else style_layers, "style layer")
-    if not contents and not styles:
-        raise ValueError("no layers requested: give content layers, style layers or both")
-    history = cfg.lbfgs_history if lbfgs_history is None else int(lbfgs_history)
-    if history < 1:
-        raise ValueError("lbfgs_history must be at least 1")
-    return MemoryRequest(
-        height, width,
-        contents, styles,
-        optimizer, history, precision or cfg.precision, resolve_device(device or cfg.device),
-        conv_algorithm or cfg.conv_algorithm,
-    )
+    return int(height), int(width)
 
 
 def _elements(name: str, pixels: float) -> float:
@@ -143,8 +102,6 @@ def saved_activation_bytes(pixels: float, content_layers: Iterable[str], style_l
 def weight_bytes(deepest_layer: str, reduced_precision: bool = False, winograd: bool = False) -> int:
     """The conv weights and biases up to ``deepest_layer`` (plus autocast's 2-byte copies, or the
     Winograd layers' two transformed filter banks: 2 x 36 floats per 3x3 filter)."""
-    from .winograd import winograd_layer
-
     params, c_in = 0, 3
     for name in LAYERS[: LAYER_INDEX[deepest_layer] + 1]:
         if name.startswith("conv"):
@@ -165,40 +122,27 @@ def optimizer_bytes(unknowns: int, optimizer: str, lbfgs_history: int) -> int:
 
 
 def estimate_peak_memory(
-    size: int | tuple[int, int] | TransferConfig,
-    *,
-    content_layers: Iterable[str] | None = None,
-    style_layers: Iterable[str] | None = None,
-    optimizer: str | None = None,
-    lbfgs_history: int | None = None,
-    precision: str | None = None,
-    device: str | torch.device | None = None,
-    conv_algorithm: str | None = None,
+    config: TransferConfig, shape: tuple[int, int] | None = None, machine: Machine | None = None
 ) -> int:
-    """Estimated peak memory in bytes of a style-transfer run (see the module docstring).
-
-    ``size`` is a side (a square image), an exact ``(height, width)`` or a whole
-    :class:`TransferConfig`, whose fields then fill the keyword arguments left as None;
-    otherwise the paper's defaults (``PAPER``) do. On the CPU the result is a peak RSS,
-    on CUDA a ``torch.cuda.max_memory_allocated``.
-    """
-    from .recipes import resolve_precision, resolve_winograd
-
-    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device, conv_algorithm)
-    reduced = resolve_precision(req.precision, req.device) is not None
-    winograd = resolve_winograd(req.conv_algorithm, req.precision, req.device)
-    pixels = req.height * req.width
+    """Estimated peak memory in bytes of a run of ``config`` on an image of ``shape`` ``(H, W)``
+    (default: a square of ``config.size``), on ``machine`` (default: :func:`.hardware.plan`).
+    On the CPU the result is a peak private RSS, on CUDA a ``torch.cuda.max_memory_allocated``
+    (see the module docstring)."""
+    machine = machine or plan(config)
+    height, width = _shape(config, shape)
+    reduced = machine.autocast_dtype is not None
+    pixels = height * width
     unknowns = 3 * pixels
-    layers = (*req.content_layers, *req.style_layers)
-    deepest = max(layers, key=LAYER_INDEX.__getitem__)
-    activations = saved_activation_bytes(pixels, req.content_layers, req.style_layers, 2 if reduced else 4)
-    targets = sum(_elements(n, pixels) * 4 for n in req.content_layers)
-    targets += sum(LAYER_CHANNELS[n] ** 2 * 4 for n in req.style_layers)
-    total = ACTIVATION_FACTOR * activations + targets + weight_bytes(deepest, reduced, winograd)
+    deepest = max((*config.content_layers, *config.style_layers), key=LAYER_INDEX.__getitem__)
+    activations = saved_activation_bytes(pixels, config.content_layers, config.style_layers, 2 if reduced else 4)
+    targets = sum(_elements(n, pixels) * 4 for n in config.content_layers)
+    targets += sum(LAYER_CHANNELS[n] ** 2 * 4 for n in config.style_layers)
+    total = ACTIVATION_FACTOR * activations + targets
+    total += weight_bytes(deepest, reduced, machine.conv_algorithm == "winograd")
     total += IMAGE_COPIES * unknowns * 4
-    on_cpu = req.device.type == "cpu"
-    if req.optimizer == "adam" or on_cpu:  # L-BFGS-B's workspace is host memory
-        total += optimizer_bytes(unknowns, req.optimizer, req.lbfgs_history)
+    on_cpu = machine.device.type == "cpu"
+    if config.optimizer != "lbfgs-scipy" or on_cpu:  # SciPy's workspace is host memory
+        total += optimizer_bytes(unknowns, config.optimizer, config.lbfgs_history)
     if on_cpu:
         total += BASELINE_CPU
     return math.ceil(total)
@@ -247,29 +191,17 @@ def memory_in_use(device: str | torch.device = "cpu") -> int:
 
 
 def largest_fitting_size(
-    budget: int,
-    *,
-    aspect: float = 1.0,
-    content_layers: Iterable[str] | None = None,
-    style_layers: Iterable[str] | None = None,
-    optimizer: str | None = None,
-    lbfgs_history: int | None = None,
-    precision: str | None = None,
-    device: str | torch.device | None = None,
-    conv_algorithm: str | None = None,
+    config: TransferConfig, budget: int, *, aspect: float = 1.0, machine: Machine | None = None
 ) -> int:
     """The largest longest side (a multiple of ``SIZE_MULTIPLE``, at most ``MAX_SIZE``) whose
     estimate fits in ``budget`` bytes, for images of ``aspect`` = short side / long side;
     0 when not even ``MIN_SIZE`` fits."""
     if not 0 < aspect <= 1:
         raise ValueError(f"aspect must be in (0, 1], got {aspect}")
-    options = {"content_layers": content_layers, "style_layers": style_layers, "optimizer": optimizer,
-               "lbfgs_history": lbfgs_history, "precision": precision, "device": device,
-               "conv_algorithm": conv_algorithm}
+    machine = machine or plan(config)
 
     def fits(side: int) -> bool:
-        short = max(1, round(side * aspect))
-        return estimate_peak_memory((short, side), **options) <= budget
+        return estimate_peak_memory(config, (max(1, round(side * aspect)), side), machine) <= budget
 
     lo, hi = MIN_SIZE // SIZE_MULTIPLE, MAX_SIZE // SIZE_MULTIPLE  # in units of SIZE_MULTIPLE
     if not fits(lo * SIZE_MULTIPLE):
@@ -285,15 +217,10 @@ def _gib(value: float) -> str:
 
 
 def check_memory(
-    size: int | tuple[int, int] | TransferConfig,
+    config: TransferConfig,
+    shape: tuple[int, int] | None = None,
+    machine: Machine | None = None,
     *,
-    content_layers: Iterable[str] | None = None,
-    style_layers: Iterable[str] | None = None,
-    optimizer: str | None = None,
-    lbfgs_history: int | None = None,
-    precision: str | None = None,
-    device: str | torch.device | None = None,
-    conv_algorithm: str | None = None,
     available: int | None = None,
     in_use: int | None = None,
 ) -> int:
@@ -304,18 +231,16 @@ def check_memory(
     estimate includes it. ``available``/``in_use`` default to :func:`available_memory` and
     :func:`memory_in_use` on the run's device.
     """
-    req = _request(size, content_layers, style_layers, optimizer, lbfgs_history, precision, device, conv_algorithm)
-    options = {"content_layers": req.content_layers, "style_layers": req.style_layers, "optimizer": req.optimizer,
-               "lbfgs_history": req.lbfgs_history, "precision": req.precision, "device": req.device,
-               "conv_algorithm": req.conv_algorithm}
-    need = estimate_peak_memory((req.height, req.width), **options)
-    free = available_memory(req.device) if available is None else available
-    held = memory_in_use(req.device) if in_use is None else in_use
+    machine = machine or plan(config)
+    height, width = _shape(config, shape)
+    need = estimate_peak_memory(config, (height, width), machine)
+    free = available_memory(machine.device) if available is None else available
+    held = memory_in_use(machine.device) if in_use is None else in_use
     budget = free + held
     if need <= budget:
         return need
-    side = max(req.height, req.width)
-    largest = largest_fitting_size(budget, aspect=min(req.height, req.width) / side, **options)
+    side = max(height, width)
+    largest = largest_fitting_size(config, budget, aspect=min(height, width) / side, machine=machine)
     advice = (f"the largest size that fits is {largest} px" if largest
               else f"not even {MIN_SIZE} px fits; free some memory")
     raise InsufficientMemoryError(
@@ -328,9 +253,9 @@ def peak_private_memory() -> int:
 
     ``VmHWM - RssFile`` from ``/proc/self/status``. The file-backed pages are the shared
     libraries' code and read-only data mapped from disk; how many of them are resident depends
-    on the page cache, not on the run (importing the same torch install measured 331 MiB of
-    them from long-installed files and 546 MiB right after a fresh ``pip install``), and the
-    kernel can drop them under pressure. What is left is the memory the run consumes. Since
+    on the page cache, not on the run (importing the same torch install leaves hundreds of MiB
+    more of them resident right after a fresh ``pip install`` than from long-installed files),
+    and the kernel can drop them under pressure. What is left is the memory the run consumes. Since
     file pages only accumulate, subtracting today's ``RssFile`` from the high-water mark
     errs low by at most the libraries touched after the peak.
 

@@ -7,13 +7,14 @@ each 4x4 output tile from a 6x6 input tile with 36 multiplications per channel p
 144: the convolution becomes 36 independent matrix products ``(K x C) @ (C x tiles)`` between
 linear transforms of the input tiles and of the weights. The transforms cost memory traffic
 (the transformed input is 36/16 the size of the input), so this pays off where channels are
-many and feature maps small: from conv3_1 on (128+ input, 256+ output channels), where it
-measured 1.3-2.4x faster than PyTorch's direct convolution on a 2-core AVX2 CPU
-(``benchmarks``). The shallow layers keep the direct convolution.
+many and feature maps small: from conv3_1 on (128+ input, 256+ output channels), where it beats
+PyTorch's direct convolution on a CPU. The shallow layers keep the direct convolution. How much
+it gains on a given machine is measured by ``python -m benchmarks`` (``benchmarks/results.md``,
+summarised in the README's "Architecture").
 
-Exactness: the same products summed in a different order, plus the transforms' rounding;
-relative error ~1e-5 against ``F.conv2d`` in float32 (``tests/test_winograd.py``). Only the
-gradient with respect to the *input* is provided (the network is frozen): it is the same
+Exactness: the same products summed in a different order, plus the transforms' rounding: float32
+rounding, far below what changes a loss (``tests/engine/test_winograd.py`` holds it to 1e-4 of the
+largest output against ``F.conv2d``). Only the gradient with respect to the *input* is provided (the network is frozen): it is the same
 convolution with the filters flipped and their in/out channels swapped, so the backward pass
 is a Winograd convolution too and saves nothing but the weights for it.
 """
@@ -35,13 +36,12 @@ _G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
 _AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 TILE = 4  # output tile side; input tiles are TILE + 2
 #: Maps smaller than this on either side take the direct convolution: with fewer than 4x4
-#: tiles the transforms and 36 small matrix products cost more than they save (measured,
-#: forward + input gradient, 2-core AVX2: Winograd 0.17-0.48x the direct speed at 4-12 px,
-#: 0.84-1.35x at 16 px, 1.45-1.74x at 32 px; VGG-19's conv5_1 is 8 px wide in a 128 px run).
-#: A whole evaluation through relu5_1 measured 1.78x faster with this at 64 px, 1.05x at 128 px.
+#: tiles the fixed cost of the transforms and of 36 small matrix products outweighs the
+#: multiplications saved (VGG-19's conv5_1 is 8 px wide in a 128 px run). Chosen by timing
+#: both algorithms, forward + input gradient, per map size; the break-even lies around 16 px.
 MIN_SIDE = 16
 #: Bytes of transformed input (or output) processed at once: bands of tile rows that stay in
-#: cache (measured: whole-map transforms of a 256-channel 128x128 map were memory-bound).
+#: cache (the transforms of a whole large map at once are memory-bound).
 BAND_BYTES = 16 * 2**20
 
 
@@ -150,9 +150,9 @@ class WinogradConv2d(nn.Module):
 
 
 def winograd_layer(in_channels: int, out_channels: int) -> bool:
-    """Whether a VGG 3x3 layer of this width is one where Winograd measured faster on the CPU:
-    conv3_1 on. (Measured per evaluation, paper layers: starting at conv2_1 or at conv3_2 instead
-    was slower end to end at 256 and 512 px.)"""
+    """Whether a VGG 3x3 layer of this width is one where Winograd pays on the CPU: conv3_1 on.
+    (Timed per evaluation with the paper's layers, starting at conv2_1 or at conv3_2 instead was
+    slower end to end.)"""
     return in_channels >= 128 and out_channels >= 256
 
 
@@ -166,3 +166,12 @@ def use_winograd(conv: nn.Module) -> bool:
     return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
             and conv.padding == (1, 1) and conv.groups == 1 and conv.dilation == (1, 1)
             and winograd_layer(conv.in_channels, conv.out_channels))
+
+
+def use_winograd_convolutions(extractor: nn.Module) -> None:
+    """Replace, in place, the convolutions of ``extractor.body`` for which :func:`use_winograd`
+    holds by :class:`WinogradConv2d` (same function), and record it in ``conv_algorithm``."""
+    modules = [WinogradConv2d(m) if use_winograd(m) else m for m in extractor.body]
+    if any(isinstance(m, WinogradConv2d) for m in modules):  # a shallow network has no such layer
+        extractor.body = nn.Sequential(*modules)
+        extractor.conv_algorithm = "winograd"
