@@ -7,11 +7,15 @@ BIN = $(VENV)/bin
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-STRIP_FLAGS = --keep-count --keep-output-type stream
+# `make notebooks` runs these (default: every notebook), e.g. NB=notebooks/01_content_reconstruction.ipynb
+NB ?= $(wildcard notebooks/*.ipynb)
+# per-cell limit of `make notebooks`, in seconds (the longest cells take about 10 min on 2 busy cores)
+NB_TIMEOUT ?= 3600
+BOOK_DIR ?= build/book
 # JupyterLab refuses to run as root without --allow-root (containers, CI).
 ALLOW_ROOT = $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
 
-.PHONY: install lab test notebooks bench lock lint clean
+.PHONY: install lab test notebooks sync book bench lock lint clean
 
 install: $(VENV)/.installed
 
@@ -26,23 +30,45 @@ $(VENV)/.installed: pyproject.toml requirements-lock.txt
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
-# 1. the committed notebooks must hold lean reference outputs (text + execution counts);
-# 2. one pytest run: unit tests, nbval over notebooks/ (fast mode), the browser test
-#    (flags in pyproject.toml, NST_FAST=1 from conftest.py).
+# One pytest run (flags in pyproject.toml, NST_FAST=1 from conftest.py): unit tests; the
+# notebook checks (each .ipynb in sync with its .md, committed outputs complete and clean);
+# nbval over notebooks/ (fast mode); the browser tests (JupyterLab panel, rendered book).
 test: $(VENV)/.installed
-	set -- notebooks/*.ipynb; if [ -e "$$1" ]; then $(BIN)/nbstripout --verify $(STRIP_FLAGS) -- "$$@"; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Regenerate the reference outputs nbval compares against (fast mode, as in `make test`),
-# keeping only text outputs and execution counts. Review the diff, then commit the notebooks.
+# THE command that makes the committed notebook outputs: runs each notebook of $(NB) in place
+# at the learner defaults (NST_FAST unset: many minutes on a CPU), cleans it (no widget state,
+# no timestamps; scripts/clean_notebooks.py), then updates its paired .md. The first sync
+# brings edits made on the .md side into the .ipynb before it runs. Review, then commit both.
 notebooks: $(VENV)/.installed
-	set -e; for nb in notebooks/*.ipynb; do \
-	  [ -e "$$nb" ] || continue; \
-	  echo "executing $$nb"; \
-	  env -u MPLBACKEND NST_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=900 "$$nb"; \
-	  $(BIN)/nbstripout $(STRIP_FLAGS) -- "$$nb"; \
+	$(BIN)/jupytext --sync $(NB)
+	set -e; for nb in $(NB); do \
+	  echo "executing $$nb at the learner defaults"; \
+	  env -u NST_FAST -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=$(NB_TIMEOUT) "$$nb"; \
+	  $(BIN)/python scripts/clean_notebooks.py "$$nb"; \
 	done
+	$(BIN)/jupytext --sync $(NB)
+
+# Bring each notebook and its paired MyST source (notebooks/jupytext.toml) up to date with
+# whichever side was edited last; outputs live only in the .ipynb and are kept. A new .md
+# without its .ipynb is named by itself (jupytext then creates the .ipynb).
+NB_IPYNB = $(wildcard notebooks/*.ipynb)
+NB_MD_ONLY = $(filter-out $(NB_IPYNB:.ipynb=.md),$(wildcard notebooks/*.md))
+sync: $(VENV)/.installed
+	$(BIN)/jupytext --sync $(NB_IPYNB) $(NB_MD_ONLY)
+
+# Static HTML of the executed notebooks (Jupyter Book 1.x; never re-executes them), in
+# $(BOOK_DIR)/_build/html; a Sphinx warning fails the build. book/ and the .ipynb files are
+# staged into a fresh $(BOOK_DIR) first: the paired .md sources must stay out, or each chapter
+# would exist twice. tests/test_book.py builds it the same way.
+book: $(VENV)/.installed
+	rm -rf $(BOOK_DIR)
+	mkdir -p $(BOOK_DIR)/notebooks
+	cp -R book/. $(BOOK_DIR)/
+	cp notebooks/*.ipynb $(BOOK_DIR)/notebooks/
+	$(BIN)/jupyter-book build --warningiserror --keep-going $(BOOK_DIR)
+	@echo "book: $(BOOK_DIR)/_build/html/index.html"
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
@@ -63,6 +89,6 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build $(BOOK_DIR) dist *.egg-info .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +

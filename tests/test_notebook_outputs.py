@@ -1,0 +1,130 @@
+"""The committed notebooks hold the outputs of a full run, fit to be read on a code host.
+
+`make notebooks` executes each notebook at the learner defaults (not fast mode), cleans it with
+scripts/clean_notebooks.py and syncs its .md. This checks the result, per notebook:
+
+* every code cell ran (has an execution count);
+* no ipywidgets state, and no output showing a widget (a code host renders those as an error);
+* the file is exactly what clean_notebooks.py leaves (no execution timestamps, ...);
+* it comes from a run at the learner defaults, not from the tests' fast mode (NST_FAST=1);
+* it stays small (< 5 MB), and it shows at least one figure (an ``image/png`` output).
+
+The last two are real assertions, deliberately not xfails: notebooks executed in fast mode or
+stripped of their figures (as they were committed before `make notebooks` kept them) fail here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+MAX_BYTES = 5 * 1024 * 1024
+CLEAN_HINT = "run `make notebooks`, or `python scripts/clean_notebooks.py notebooks/*.ipynb`"
+
+
+def _load_cleaner():
+    spec = importlib.util.spec_from_file_location("clean_notebooks", ROOT / "scripts" / "clean_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+clean_notebooks = _load_cleaner()
+by_name = pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _code_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
+    """(index among code cells, as nbval counts them: `::Cell N`), cell."""
+    return list(enumerate(cell for cell in nb.cells if cell.cell_type == "code"))
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 3, NOTEBOOKS
+
+
+@by_name
+def test_every_code_cell_was_run(path):
+    unrun = [n for n, cell in _code_cells(_read(path)) if cell.execution_count is None]
+    assert not unrun, f"{path.name}: code cells {unrun} have no execution count (run `make notebooks`)"
+
+
+@by_name
+def test_no_widget_state_or_widget_outputs(path):
+    nb = _read(path)
+    assert "widgets" not in nb.metadata, f"{path.name} stores ipywidgets state ({CLEAN_HINT})"
+    shown = [n for n, cell in _code_cells(nb) if any(map(clean_notebooks.shows_a_widget, cell.outputs))]
+    assert not shown, f"{path.name}: code cells {shown} have widget-view outputs ({CLEAN_HINT})"
+
+
+@by_name
+def test_notebook_is_as_the_cleaner_leaves_it(path):
+    assert not clean_notebooks.clean_file(path, check=True), (
+        f"{path.name} has volatile metadata or widget outputs ({CLEAN_HINT})")
+
+
+@by_name
+def test_notebook_is_small(path):
+    size = path.stat().st_size
+    assert size < MAX_BYTES, (
+        f"{path.name} is {size / 2**20:.1f} MB, over {MAX_BYTES // 2**20} MB: make its figures smaller")
+
+
+@by_name
+def test_outputs_come_from_a_full_run(path):
+    """The setup cell prints ``fast mode False|True``: the committed run must not be the tests' fast mode."""
+    streams = "".join(out.get("text", "") for _, cell in _code_cells(_read(path)) for out in cell.outputs)
+    said = re.search(r"fast mode (\w+)", streams)
+    assert said, f"{path.name}: no 'fast mode ...' in its outputs (if the setup cell changed, update this)"
+    assert said[1] in ("False", "off"), (
+        f"{path.name} was executed in fast mode (NST_FAST=1): run `make notebooks` (learner defaults)")
+
+
+@by_name
+def test_notebook_shows_figures(path):
+    """A real assertion, not an xfail: without figures the committed notebooks fail their purpose."""
+    outputs = [out for _, cell in _code_cells(_read(path)) for out in cell.outputs]
+    pngs = sum("image/png" in out.get("data", {}) for out in outputs)
+    assert pngs > 0, (f"{path.name} has no image/png output: the committed notebooks must carry the figures "
+                      "of a full run (`make notebooks`, at the learner defaults)")
+
+
+# the cleaner itself, on a small made-up notebook -------------------------------------------
+
+
+def test_cleaner_drops_widgets_and_timestamps_and_keeps_the_rest(tmp_path):
+    widget = {"output_type": "display_data", "metadata": {},
+              "data": {"text/plain": "IntSlider(value=3)",
+                       clean_notebooks.WIDGET_VIEW: {"model_id": "abc", "version_major": 2,
+                                                     "version_minor": 0}}}
+    png = {"output_type": "display_data", "metadata": {},
+           "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}}
+    text = {"output_type": "stream", "name": "stdout", "text": "loss 1.23\n"}
+    cell = nbformat.v4.new_code_cell(
+        "panel", execution_count=7, outputs=[nbformat.from_dict(o) for o in (text, widget, png)],
+        metadata=nbformat.from_dict({"tags": ["nbval-ignore-output"],
+                                     "execution": {"iopub.execute_input": "2026-01-01T00:00:00Z"}}))
+    metadata = nbformat.from_dict(
+        {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}},
+         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), cell], metadata=metadata)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert clean_notebooks.clean_file(path, check=True)
+    assert clean_notebooks.clean_file(path)
+    assert not clean_notebooks.clean_file(path), "cleaning twice must change nothing"
+    out = _read(path)
+    assert "widgets" not in out.metadata and "kernelspec" in out.metadata
+    cleaned = out.cells[1]
+    assert cleaned.execution_count == 7
+    assert cleaned.metadata == {"tags": ["nbval-ignore-output"]}
+    assert [o.get("name") or next(iter(o.data)) for o in cleaned.outputs] == ["stdout", "image/png"]
