@@ -11,8 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 
-# Notebooks under test run in fast mode (small images, few steps): their committed reference
-# outputs were made that way (`make notebooks`). setdefault, so NST_FAST=0 can still be forced.
+# Notebooks under test run in fast mode (small images, few steps; nst.run_settings reads it and
+# nothing else does). Their committed outputs come from a full run (`make notebooks`), so the cells
+# nbval compares print only what holds at both scales. setdefault: NST_FAST=0 can still be forced.
 os.environ.setdefault("NST_FAST", "1")
 
 # MPLBACKEND=Agg (common in CI) would stop the kernel showing inline figures, so the cells'

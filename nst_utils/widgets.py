@@ -9,7 +9,8 @@ loop, with the widgets as its live settings. When the ratio, the layers, their w
 optimiser change, the loop restarts the optimiser from the current image (L-BFGS' curvature
 pairs describe the old objective) and continues the step count; the step count itself is read
 from the slider at every step. The preview and the loss curve are redrawn at most every
-``preview_seconds``, so drawing never throttles a fast device.
+``preview_seconds``, and never for more than a tenth of the run's time, so drawing does not
+throttle a fast device.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from .layers import LAYERS
 from .optimize import StepInfo
 from .recipes import RunResult, load_pair, restart_key, transfer
 
+#: After drawing for t seconds the panel waits at least this many times t before drawing again,
+#: so drawing takes at most a tenth of a run's time however fast the device is.
+DRAW_SHARE_FACTOR = 9.0
 #: Small previews are upscaled (nearest neighbour, so pixels stay visible) to about this side.
 PREVIEW_PX = 256
 _LABEL_WIDTH = "110px"
@@ -96,8 +100,9 @@ class TransferPanel(widgets.VBox):
     image, a sample name such as ``"hopper"`` or ``"mosaic"``) or ``(1, 3, H, W)`` tensors.
     ``config`` (default :data:`~nst_utils.PAPER`) sets the initial widget values and every
     setting that has no widget (pooling, weights, device, precision, seed, ...). The panel
-    chooses one content layer; the preview and loss curve redraw at most every ``preview_seconds``
-    (and at the first and last step).
+    chooses one content layer; the preview and loss curve redraw at the first and last step and
+    in between at most every ``preview_seconds`` (less often when drawing is slow, see
+    :data:`DRAW_SHARE_FACTOR`).
     """
 
     def __init__(
@@ -123,7 +128,7 @@ class TransferPanel(widgets.VBox):
         self._thread: threading.Thread | None = None
         self._extractor: VGG19Features | None = None
         self._running_config: TransferConfig | None = None
-        self._last_draw = -math.inf
+        self._next_draw = -math.inf
         self._note = ""
         self._syncing = False
         self._build_controls(cfg, sizes)
@@ -318,7 +323,7 @@ class TransferPanel(widgets.VBox):
         cfg = self.config()
         self._set_running(True)
         self.status.value = "starting …"
-        self.history, self.restarts, self._last_draw = [], [], -math.inf
+        self.history, self.restarts, self._next_draw = [], [], -math.inf
         self._running_config = cfg
         try:
             result = transfer(self._content, self._style, cfg, extractor=self._reusable_extractor(cfg),
@@ -336,10 +341,14 @@ class TransferPanel(widgets.VBox):
         if restart_key(live) != restart_key(self._running_config):
             self.restarts.append(info.step + 1)  # the loop restarts after this step
             self._running_config = live
-        now = time.perf_counter()
-        if info.step == 1 or info.step >= live.steps or now - self._last_draw >= self.preview_seconds:
-            self._last_draw = now
-            self._show_progress(info, live, live.steps)
+        self.status.value = self._readout("running", info, live, live.steps) + self._note  # cheap: every step
+        if info.step == 1 or info.step >= live.steps or time.perf_counter() >= self._next_draw:
+            start = time.perf_counter()
+            self._draw(info, live.steps)
+            end = time.perf_counter()
+            # The run waits while we draw: draw again after preview_seconds, or later when drawing
+            # is slow, so that it never takes more than a tenth of the run's time.
+            self._next_draw = end + max(self.preview_seconds, DRAW_SHARE_FACTOR * (end - start))
 
     # ---- display -------------------------------------------------------------------------------
 
@@ -371,10 +380,9 @@ class TransferPanel(widgets.VBox):
         terms = " · ".join(f"{name} {value:.3g}" for name, value in info.losses.items())
         return f"{state} · step {info.step}/{total} · α/β {cfg.ratio:.3g} · {terms} · {info.elapsed:.1f} s"
 
-    def _show_progress(self, info: StepInfo, cfg: TransferConfig, total: int) -> None:
+    def _draw(self, info: StepInfo, total: int) -> None:
         self.preview.value = preview_png(info.image)
         self.loss_plot.value = loss_curve_png(self.history, self.restarts, total)
-        self.status.value = self._readout("running", info, cfg, total) + self._note
 
     def _show_final(self, result: RunResult) -> None:
         self.preview.value = preview_png(result.image)

@@ -301,3 +301,24 @@ def test_bad_arguments_fail_fast(photo, style):
         TransferPanel(photo, style, config=SMALL, preview_seconds=-1)
     with pytest.raises(nst.ImageError):
         TransferPanel("/nonexistent/content.png", style, config=SMALL)
+
+
+def test_drawing_takes_at_most_a_tenth_of_the_run(photo, style, monkeypatch):
+    """Previews are drawn at the first and last step, and in between only after waiting nine
+    times as long as the last drawing took: a fast device is not held back by matplotlib."""
+    from nst_utils import widgets
+
+    draws: list[float] = []
+
+    def slow_draw(self, info, total):
+        time.sleep(0.03)
+        draws.append(info.step)
+
+    monkeypatch.setattr(widgets.TransferPanel, "_draw", slow_draw)
+    panel = _panel(photo, style, steps=12, optimizer="adam")
+    result = panel.run_sync()
+    assert draws[0] == 1 and draws[-1] == 12
+    between = len(draws) - 2
+    assert between <= math.ceil(result.seconds / (widgets.DRAW_SHARE_FACTOR * 0.03)), (draws, result.seconds)
+    assert len(draws) < 12  # the status line still showed every step:
+    assert panel.status.value.startswith("done · step 12/12")
