@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import nst_utils as nst
-from nst_utils.config import CONV_ALGORITHMS, MIN_SIZE, PRECISIONS
+from nst_utils.config import CONV_ALGORITHMS, MIN_SIZE, OPTIMIZERS, PRECISIONS
 from nst_utils.engine import plan, resolve_device
 from nst_utils.engine.hardware import native_bfloat16
 
@@ -60,6 +60,14 @@ def _conv_algorithms(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _optimizers(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise argparse.ArgumentTypeError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+    return list(dict.fromkeys(names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=_sizes, default=[128, 256, 512], help="image sides (128,256,512)")
@@ -74,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nst_utils precisions; 'default' is nst.PAPER's (default,auto,float32)")
     p.add_argument("--conv-algorithms", type=_conv_algorithms, default=_conv_algorithms("auto,direct"),
                    help="nst_utils convolution algorithms; direct shows what Winograd adds (auto,direct)")
+    p.add_argument("--optimizers", type=_optimizers, default=_optimizers("lbfgs,lbfgs-scipy"),
+                   help="nst_utils optimisers; the first runs every variant, the others the default one "
+                        "(lbfgs,lbfgs-scipy)")
     p.add_argument("--pyramid-steps", type=int, default=100,
                    help="also run nst_utils coarse-to-fine: this many steps at half size first; 0: don't (%(default)s)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -129,7 +140,8 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
             for precision in runs.values():
                 for algorithm in args.conv_algorithms:
                     spec = {**base, "impl": "nst", "precision": precision, "conv_algorithm": algorithm,
-                            "threshold": threshold, "max_steps": int(args.quality_cap * args.quality_steps)}
+                            "optimizer": args.optimizers[0], "threshold": threshold,
+                            "max_steps": int(args.quality_cap * args.quality_steps)}
                     variant = (precision, plan(on_device.replace(precision=precision,
                                                                  conv_algorithm=algorithm)).conv_algorithm)
                     if variant in seen:
@@ -138,6 +150,13 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
                     row = run_child(spec, args.timeout)
                     rows.append(row)
                     print(f"{size} px nst {precision} {algorithm}: {row['s_per_step']:.3f} s/step", file=sys.stderr)
+            for optimizer in args.optimizers[1:]:  # the other optimisers with the default settings
+                spec = {**base, "impl": "nst", "precision": args.precisions[0], "conv_algorithm": "auto",
+                        "optimizer": optimizer, "threshold": threshold,
+                        "max_steps": int(args.quality_cap * args.quality_steps)}
+                row = run_child(spec, args.timeout)
+                rows.append(row)
+                print(f"{size} px nst {optimizer}: {row['s_per_step']:.3f} s/step", file=sys.stderr)
             if args.pyramid_steps and size // 2 >= MIN_SIZE:
                 # The default algorithm and precision, one coarse level at half the size.
                 spec = {**base, "impl": "nst", "precision": args.precisions[0], "conv_algorithm": "auto",

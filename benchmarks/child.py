@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import Tensor
@@ -31,6 +31,7 @@ import nst_utils as nst
 from nst_utils.engine import machine_of, resolve_device
 from nst_utils.engine.memory import peak_private_memory
 from nst_utils.images import load_image
+from nst_utils.optimize import _Tracker
 from nst_utils.recipes import MatchingObjective, content_targets, make_extractor, style_targets
 
 from . import naive
@@ -82,6 +83,41 @@ def _median_step(times: list[float], warmup: int) -> float | None:
     return statistics.median(steps) if steps else None
 
 
+def _median_outside(times: list[float], evals: list[float], warmup: int) -> float | None:
+    """Median per-step time spent outside the objective's evaluations (the optimiser's own work)."""
+    steps = [(b - a) - (e - d) for a, b, d, e in zip([0.0, *times], times, [0.0, *evals], evals)][warmup:]
+    return statistics.median(steps) if steps else None
+
+
+class EvaluationClock:
+    """Adds up the time spent evaluating the objective and its image gradient inside a run
+    (``_Tracker.evaluate`` plus ``torch.autograd.grad``, which every optimiser path calls), so a
+    step's time splits into the evaluation and the optimiser's own work."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds = device, 0.0
+
+    def wrap(self, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            _sync(self.device)
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            _sync(self.device)
+            self.seconds += time.perf_counter() - start
+            return out
+
+        return timed
+
+    def __enter__(self) -> Self:
+        self._saved = _Tracker.evaluate, torch.autograd.grad
+        _Tracker.evaluate = self.wrap(self._saved[0])
+        torch.autograd.grad = self.wrap(self._saved[1])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _Tracker.evaluate, torch.autograd.grad = self._saved
+
+
 def _time_to(times: list[float], losses: list[float], threshold: float | None) -> float | None:
     if threshold is None:
         return None
@@ -119,7 +155,7 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
     threshold, steps = spec.get("threshold"), int(spec["steps"])
     max_steps = max(steps, int(spec.get("max_steps") or steps)) if threshold is not None else steps
     cfg = bench_config(int(spec["size"]), max_steps, spec.get("precision"), device.type)
-    cfg = cfg.replace(conv_algorithm=spec.get("conv_algorithm", "auto"))
+    cfg = cfg.replace(conv_algorithm=spec.get("conv_algorithm", "auto"), optimizer=spec.get("optimizer", cfg.optimizer))
     pyramid = tuple(spec.get("pyramid") or ())
     if pyramid:
         cfg = cfg.replace(pyramid=pyramid, pyramid_steps=int(spec.get("pyramid_steps") or 0))
@@ -134,8 +170,10 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
         judge = bench_objective(cfg, judge_extractor, content, style)
     setup = time.perf_counter() - t0
     times: list[float] = []
+    evals: list[float] = []
     losses: list[float] = []
     judged = [0.0]
+    clock = EvaluationClock(device)
     full = tuple(content.shape)
     start = [0.0]
 
@@ -145,6 +183,7 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
         _sync(device)
         # info.elapsed restarts with each level; a pyramid run is timed from its first level.
         times.append((time.perf_counter() - start[0] if pyramid else info.elapsed) - judged[0])
+        evals.append(clock.seconds)
         if judge is None:
             losses.append(info.total)
         else:
@@ -155,8 +194,9 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
         done_timing = len(times) >= steps
         return done_timing and (threshold is None or losses[-1] <= threshold)
 
-    start[0] = time.perf_counter()
-    result = nst.transfer(content, style, cfg, extractor=extractor, callbacks=[record])
+    with clock:
+        start[0] = time.perf_counter()
+        result = nst.transfer(content, style, cfg, extractor=extractor, callbacks=[record])
     peak = peak_memory_bytes(device)  # the run's peak, before the evaluations timed below
     objective = bench_objective(cfg, extractor, content, style)
     image = result.image.detach().requires_grad_(True)
@@ -170,6 +210,8 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
         "dtype": ran.precision,
         "size": cfg.size, "setup_s": setup, "steps_run": len(times), "evaluations": result.evaluations,
         "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))),
+        "s_outside_eval_per_step": _median_outside(times[:steps], evals[:steps], int(spec.get("warmup", 1))),
+        "optimizer": cfg.optimizer,
         "s_per_eval": time_evaluation(evaluate, device),
         "evals_per_step": result.evaluations / max(len(result.history), 1),
         "final_loss": losses[-1] if losses else None, "best_loss": min(losses, default=None),

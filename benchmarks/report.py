@@ -29,11 +29,14 @@ def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, f
     fewer multiplications than that count, so it may come out below 1.0x.
     """
     head = ("| size | implementation | precision | s/step (median) | s/eval (median) | evals/step | "
-            "floor s/eval | eval / floor | step / floor | peak memory MiB | time to quality s | loss at end |")
+            "outside eval s/step (share) | floor s/eval | eval / floor | step / floor | peak memory MiB | "
+            "time to quality s | loss at end |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         name = "naive reference" if row["impl"] != "nst" else (
             "nst_utils (Winograd)" if row.get("winograd") else "nst_utils (direct conv)")
+        if row.get("optimizer") == "lbfgs-scipy":
+            name += ", SciPy L-BFGS-B"
         if row.get("pyramid"):
             name += f", coarse-to-fine from {row['pyramid'][0]} px ({row['pyramid_steps']} steps)"
         if row.get("target"):
@@ -42,11 +45,18 @@ def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, f
         step, evaluation = row.get("s_per_step"), row.get("s_per_eval")
         lines.append(
             f"| {row['size']} | {name} | {row['precision']} ({row['dtype']}) | {_fmt(step, '.3f')} | "
-            f"{_fmt(evaluation, '.3f')} | {row['evals_per_step']:.2f} | {_fmt(floor, '.3f')} | "
+            f"{_fmt(evaluation, '.3f')} | {row['evals_per_step']:.2f} | {_outside(row)} | {_fmt(floor, '.3f')} | "
             f"{_ratio(evaluation, floor)} | {_ratio(step, floor)} | "
             f"{row['peak_bytes'] / MIB:.0f} | {_quality(row)} | {_fmt(row.get('final_loss'), '.4g')} |"
         )
     return "\n".join(lines)
+
+
+def _outside(row: Mapping[str, Any]) -> str:
+    outside, step = row.get("s_outside_eval_per_step"), row.get("s_per_step")
+    if outside is None or not step:
+        return "–"
+    return f"{outside:.3f} ({outside / step:.0%})"
 
 
 def _ratio(value: float | None, floor: float | None) -> str:

@@ -107,3 +107,15 @@ def test_paper_floor_grows_with_the_pixels() -> None:
     small = flops.evaluation_flops(128, cfg.content_layers, cfg.style_layers)["total"]
     large = flops.evaluation_flops(256, cfg.content_layers, cfg.style_layers)["total"]
     assert large == pytest.approx(4 * small, rel=0.01)
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_checks_on_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/gpu_check.py at a tiny size (48 px) on the CPU: the script works before a GPU is there."""
+    from benchmarks import gpu_check
+
+    assert gpu_check.main(["--device", "cpu", "--size", "48", "--steps", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("device: CPU")
+    rows = [line for line in out if line.startswith(("| transfer", "| panel"))]
+    assert len(rows) == 3 and all(row.rstrip().endswith("| True |") for row in rows), out

@@ -1,8 +1,9 @@
-"""Tests for nst_utils.optimize: the one loop (L-BFGS-B and projected Adam) and its callbacks."""
+"""Tests for nst_utils.optimize: the one loop (our L-BFGS, SciPy's L-BFGS-B, Adam) and its callbacks."""
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
@@ -13,9 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nst_utils.callbacks import Every, StopFlag
+from nst_utils.config import OPTIMIZERS
 from nst_utils.optimize import OptimizeResult, StepInfo, optimize
 
-OPTIMIZERS = ["lbfgs", "adam"]
+#: The two L-BFGS implementations (ours in PyTorch, SciPy's L-BFGS-B) keep the same contract.
+LBFGS = ("lbfgs", "lbfgs-scipy")
 ADAM = {"adam_lr": 0.05}  # on these toy problems the default 0.02 needs more steps than we want
 
 
@@ -72,11 +75,11 @@ def test_reduces_mse_to_target(optimizer: str) -> None:
     target = _rand(1, 3, 12, 12)
     init = torch.full_like(target, 0.5)
     initial = float(mse_to(target)(init)["mse"])
-    steps = 10 if optimizer == "lbfgs" else 30
+    steps = 10 if optimizer in LBFGS else 30
     result = optimize(mse_to(target), init, steps=steps, optimizer=optimizer, **_options(optimizer))
     assert isinstance(result, OptimizeResult)
     assert result.image.shape == init.shape and result.image.dtype == torch.float32
-    assert 1 <= result.steps == len(result.history) <= steps  # L-BFGS-B solves this in ~2 steps
+    assert 1 <= result.steps == len(result.history) <= steps  # L-BFGS solves this in a few steps
     assert result.stopped is None
     assert result.best_total < 0.05 * initial
     torch.testing.assert_close(result.image, target, atol=0.08, rtol=0)
@@ -118,14 +121,14 @@ def test_box_constraint(optimizer: str) -> None:
     rec = Recorder(mse_to(target))
     reported: list[Tensor] = []
     init = _rand(1, 3, 8, 8, seed=4) * 1.4 - 0.2  # partly outside the box too
-    steps = 10 if optimizer == "lbfgs" else 60
+    steps = 10 if optimizer in LBFGS else 60
     result = optimize(rec, init, steps=steps, optimizer=optimizer, callbacks=[lambda i: reported.append(i.image)],
                       **_options(optimizer))
     assert len(reported) == result.steps
     every = [*rec.images, *reported, result.image]
     assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in every)
     clipped = target.clamp(0, 1)
-    if optimizer == "lbfgs":  # L-BFGS-B solves a separable quadratic with bounds (nearly) exactly
+    if optimizer in LBFGS:  # L-BFGS with bounds solves a separable quadratic (nearly) exactly
         torch.testing.assert_close(result.image, clipped, atol=1e-4, rtol=0)
     else:  # projected Adam: exact on the bounds, within its step size inside
         assert torch.equal(result.image[..., :4, :], torch.ones(1, 3, 4, 8))
@@ -161,7 +164,7 @@ def test_step_info(optimizer: str) -> None:
     if optimizer == "adam":  # one evaluation per step, plus one of the final update
         assert evals == [1, 2, 3, 4, 5, 6]
         assert result.evaluations == 7
-    else:  # L-BFGS-B evaluates the start, then at least once per iteration
+    else:  # L-BFGS evaluates the start, then at least once per iteration
         assert result.evaluations == evals[-1]
     assert result.losses("features") == [info.losses["features"] for info in seen]
     assert result.losses() == [info.total for info in seen]
@@ -202,7 +205,7 @@ def test_returns_best_image_not_last(optimizer: str) -> None:
     assert torch.equal(result.image, best_image)
     assert rec.totals[-1] > best_total
     if optimizer == "adam":
-        # L-BFGS-B's line search rejects every worse trial point and stops, so its last step is
+        # An L-BFGS line search rejects every worse trial point and stops, so its last step is
         # its best; Adam keeps going, and its last image is not the best.
         assert result.stopped == "callback" and result.steps == 6
         assert not torch.equal(result.image, rec.images[-1])
@@ -213,16 +216,18 @@ def test_returns_best_image_not_last(optimizer: str) -> None:
 def test_keyboard_interrupt_in_objective_returns_best_so_far(optimizer: str) -> None:
     objective, init = _toy()
 
-    def interrupted_after_4(x: Tensor) -> dict[str, Tensor]:
-        if len(rec.totals) == 4:
+    # After 8 evaluations: past the first step of every optimiser (our L-BFGS's first line
+    # search, from the projected gradient step, may backtrack a few times).
+    def interrupted_after_8(x: Tensor) -> dict[str, Tensor]:
+        if len(rec.totals) == 8:
             raise KeyboardInterrupt
         return objective(x)
 
-    rec = Recorder(interrupted_after_4)
+    rec = Recorder(interrupted_after_8)
     result = optimize(rec, init, steps=20, optimizer=optimizer)
     assert result.stopped == "interrupted"
-    assert result.evaluations == 4
-    assert 1 <= result.steps <= 4
+    assert result.evaluations == 8
+    assert 1 <= result.steps <= 8
     best_total, best_image = rec.best()
     assert result.best_total == best_total
     assert torch.equal(result.image, best_image)
@@ -280,7 +285,7 @@ def test_steps_below_one_raise(steps: int) -> None:
 
 
 def test_unknown_optimizer_raises() -> None:
-    with pytest.raises(ValueError, match="unknown optimizer 'sgd'; expected one of lbfgs, adam"):
+    with pytest.raises(ValueError, match=f"unknown optimizer 'sgd'; expected one of {', '.join(OPTIMIZERS)}"):
         optimize(mse_to(torch.zeros(1, 3, 4, 4)), torch.zeros(1, 3, 4, 4), steps=1, optimizer="sgd")
 
 
@@ -300,3 +305,16 @@ def test_deterministic(optimizer: str) -> None:
     assert torch.equal(runs[0].image, runs[1].image)
     assert runs[0].losses() == runs[1].losses()
     assert runs[0].evaluations == runs[1].evaluations
+
+
+# --- imports -------------------------------------------------------------------------------------
+
+
+def test_default_run_does_not_import_scipy_optimize(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default L-BFGS runs in PyTorch; SciPy is imported only for ``optimizer="lbfgs-scipy"``."""
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # from now on, importing it fails
+    target = _rand(1, 3, 4, 4)
+    result = optimize(mse_to(target), torch.zeros_like(target), steps=3)
+    assert result.best_total < float(mse_to(target)(torch.zeros_like(target))["mse"])
+    with pytest.raises(ImportError, match="scipy.optimize"):
+        optimize(mse_to(target), torch.zeros_like(target), steps=3, optimizer="lbfgs-scipy")
