@@ -73,7 +73,9 @@ def test_settings_that_resolve_alike_run_once(monkeypatch: pytest.MonkeyPatch) -
                                             "--precisions", "default,auto,float32",
                                             "--conv-algorithms", "auto,direct,winograd"])
     bench.run_benchmark(args, torch.device("cpu"))
-    assert [(s["precision"], s["conv_algorithm"]) for s in specs] == [("float32", "auto"), ("float32", "direct")]
+    # Every variant with the first optimiser, then the other optimisers with the default settings.
+    assert [(s["precision"], s["conv_algorithm"], s["optimizer"]) for s in specs] == [
+        ("float32", "auto", "lbfgs"), ("float32", "direct", "lbfgs"), ("float32", "auto", "lbfgs-scipy")]
 
 
 def _row(**values):
