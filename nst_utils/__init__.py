@@ -6,7 +6,8 @@ One tensor convention everywhere: float32 ``(1, 3, H, W)`` RGB in ``[0, 1]``.
 The teaching core: :mod:`.config` (every default), :mod:`.layers` (the paper's layer names),
 :mod:`.images`, :mod:`.features` (VGG-19 by layer name), :mod:`.losses` (pure functions),
 :mod:`.optimize` (one small loop), :mod:`.recipes` (the three experiments and the run loop),
-:mod:`.callbacks`, :mod:`.plotting`. The user interfaces: :mod:`.widgets`, :mod:`.cli`.
+:mod:`.callbacks`, :mod:`.plotting`; the controls of Gatys et al. (2017), :mod:`.color` and
+:mod:`.guides`. The user interfaces: :mod:`.widgets`, :mod:`.cli`.
 The engine room, :mod:`.engine`, makes runs fast on particular hardware behind one seam.
 """
 
@@ -42,7 +43,7 @@ from .recipes import (
 __version__ = "0.2.0"
 
 #: Submodules loaded on first use (``nst.widgets`` needs ipywidgets, which only the notebooks need).
-_LAZY_SUBMODULES = ("callbacks", "cli", "normalization", "plotting", "samples", "widgets")
+_LAZY_SUBMODULES = ("callbacks", "cli", "color", "guides", "normalization", "plotting", "samples", "widgets")
 
 
 def __getattr__(name: str):

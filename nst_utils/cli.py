@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
+    COLOR_BASES,
+    COLOR_METHODS,
     CONV_ALGORITHMS,
     DEVICES,
+    GUIDE_MODES,
     INITS,
     OPTIMIZERS,
+    PADDINGS,
     PAPER,
     POOLINGS,
     PRECISIONS,
@@ -97,6 +101,8 @@ def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--history", type=_positive_int, default=PAPER.lbfgs_history, help="L-BFGS history")
     p.add_argument("--lr", type=_positive_float, default=PAPER.adam_lr, help="Adam learning rate")
     p.add_argument("--pooling", choices=POOLINGS, default=PAPER.pooling)
+    p.add_argument("--padding", choices=PADDINGS, default=PAPER.padding,
+                   help="border handling of the convolutions; circular gives textures that tile (%(default)s)")
     p.add_argument("--weights", choices=WEIGHT_SOURCES, default=PAPER.weights,
                    help="VGG-19 weights: caffe (offline, default), torchvision (downloads 548 MB), random")
     p.add_argument("--seed", type=int, default=PAPER.seed)
@@ -115,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transfer", help="paint CONTENT in the style of STYLE")
     t.add_argument("content", help="content image: a path or a sample name (see 'nst samples')")
-    t.add_argument("style", help="style image: a path or a sample name")
+    t.add_argument("style", nargs="+", help="style image(s): paths or sample names; several are blended "
+                   "(--style-blend) or given a region each (--mask, --split)")
     _common(t, PAPER.steps)
     t.add_argument("--ratio", type=_positive_float, default=None, help=f"alpha/beta ({PAPER.ratio:g})")
     t.add_argument("--content-weight", type=_positive_float, default=None, help="alpha (sets the ratio with beta)")
@@ -131,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coarse-to-fine: sizes to optimise at first, e.g. 256,512 before --size 1024")
     t.add_argument("--pyramid-steps", type=_positive_int, default=None,
                    help="steps at each coarser size (default: --steps)")
+    t.add_argument("--preserve-color", choices=COLOR_METHODS, default=PAPER.preserve_color,
+                   help="keep the content's colours: luminance-only transfer or colour histogram matching")
+    t.add_argument("--color-basis", choices=COLOR_BASES, default=PAPER.color_basis,
+                   help="histogram matching's transform (%(default)s)")
+    t.add_argument("--style-blend", type=_weights_list, default=(), help="weights mixing several styles")
+    t.add_argument("--mask", action="append", default=None, metavar="PATH",
+                   help="one per style: where that style goes (white) in the content; an image of its size")
+    t.add_argument("--split", choices=("horizontal", "vertical"), default=None,
+                   help="two styles: the first above (left of) the split, the second below (right)")
+    t.add_argument("--split-at", type=_positive_float, default=0.5, help="where --split cuts, 0..1 (%(default)s)")
+    t.add_argument("--guide-mode", choices=GUIDE_MODES, default=PAPER.guide_mode,
+                   help="masks at each layer: eroded inside the region (paper) or simply resized")
 
     c = sub.add_parser("content", help="reconstruct IMAGE from one layer's features (paper Fig. 1)")
     c.add_argument("image", help="a path or a sample name")
@@ -155,7 +174,8 @@ def _check_output(args: argparse.Namespace) -> None:
         raise UsageError(f"{out}: folder {out.parent} is not writable")
     if out.exists() and not args.overwrite:
         raise UsageError(f"{out}: already exists; pass --overwrite to replace it")
-    inputs = [getattr(args, n, None) for n in ("content", "style", "image", "init")]
+    inputs = [getattr(args, n, None) for n in ("content", "image", "init")]
+    inputs += [*(getattr(args, "style", None) or []), *(getattr(args, "mask", None) or [])]
     for source in inputs:
         if source and Path(source).exists() and Path(source).resolve() == out.resolve():
             raise UsageError(f"{out}: output would overwrite an input image")
@@ -176,7 +196,7 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     cfg = TransferConfig(
         size=args.size, steps=args.steps, optimizer=args.optimizer, lbfgs_history=args.history,
         adam_lr=args.lr, pooling=args.pooling, weights=args.weights, seed=args.seed, device=args.device,
-        precision=args.precision, conv_algorithm=args.conv_algorithm,
+        precision=args.precision, conv_algorithm=args.conv_algorithm, padding=args.padding,
     )
     if args.command == "content":
         if len(args.layer) != 1:
@@ -191,7 +211,28 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         ratio=ratio, style_weight=beta, content_layers=args.content_layers, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
         style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps or 0,
+        preserve_color=args.preserve_color, color_basis=args.color_basis, style_blend=args.style_blend,
+        guide_mode=args.guide_mode,
     )
+
+
+def _masks(args: argparse.Namespace, cfg: TransferConfig) -> list | None:
+    """The region masks: files (checked against the content's size by the run) or a split."""
+    if args.mask and args.split:
+        raise UsageError("give either --mask or --split, not both")
+    if args.split:
+        if len(args.style) != 2:
+            raise UsageError(f"--split needs exactly two styles, got {len(args.style)}")
+        if not 0 < args.split_at < 1:
+            raise UsageError(f"--split-at must lie between 0 and 1, got {args.split_at:g}")
+        from .guides import split_guides
+        from .images import load_image
+
+        shape = tuple(load_image(args.content, cfg.size).shape[-2:])
+        return split_guides(shape, args.split_at, args.split)
+    if args.mask and len(args.mask) != len(args.style):
+        raise UsageError(f"{len(args.mask)} --mask given for {len(args.style)} styles; give one per style")
+    return args.mask
 
 
 def _peak_memory_mb(device: Any) -> float:
@@ -210,8 +251,12 @@ def _execute(args: argparse.Namespace, cfg: TransferConfig, callbacks: list) -> 
     from .recipes import reconstruct_content, synthesize_texture, transfer
 
     if args.command == "transfer":
-        result = transfer(args.content, args.style, cfg, callbacks=callbacks)
-        return result, {"command": "transfer", "content": args.content, "style": args.style}
+        styles = args.style if len(args.style) > 1 else args.style[0]
+        result = transfer(args.content, styles, cfg, masks=_masks(args, cfg), callbacks=callbacks)
+        inputs = {"command": "transfer", "content": args.content, "style": styles}
+        if args.mask or args.split:
+            inputs["masks"] = args.mask or f"{args.split} split at {args.split_at:g}"
+        return result, inputs
     image = load_image(args.image, cfg.size)
     if args.command == "content":
         result = reconstruct_content(image, cfg.content_layers[0], config=cfg, callbacks=callbacks)

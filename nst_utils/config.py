@@ -34,6 +34,14 @@ PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 #: How the 3x3 convolutions are computed (see :mod:`nst_utils.engine`).
 CONV_ALGORITHMS: tuple[str, ...] = ("auto", "direct", "winograd")
 STYLE_SCALES: tuple[str, ...] = ("content", "own")
+#: How the network's convolutions pad their borders (the paper's network: zeros).
+PADDINGS: tuple[str, ...] = ("zeros", "reflect", "circular")
+#: Ways to keep the content's colours (see :mod:`nst_utils.color`).
+COLOR_METHODS: tuple[str, ...] = ("none", "luminance", "histogram")
+#: Bases of the colour transform of histogram matching (see :mod:`nst_utils.color`).
+COLOR_BASES: tuple[str, ...] = ("symmetric", "cholesky")
+#: How region masks are carried to each layer's resolution (see :mod:`nst_utils.guides`).
+GUIDE_MODES: tuple[str, ...] = ("inside", "simple")
 
 PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -84,6 +92,16 @@ class TransferConfig:
     pyramid: tuple[int, ...] = ()
     #: Steps at each pyramid level below ``size`` (0: the same as ``steps``).
     pyramid_steps: int = 0
+    #: Keep the content's colours (Gatys et al. 2017): "luminance" transfers the luminance only,
+    #: "histogram" first gives the style image the content's colour mean and covariance.
+    preserve_color: str = "none"
+    color_basis: str = "symmetric"
+    #: Weights of several style images mixed into one target (empty: equal weights).
+    style_blend: tuple[float, ...] = ()
+    #: Spatial control: how each region's mask reaches each layer ("inside": eroded).
+    guide_mode: str = "inside"
+    #: Border handling of the network's convolutions; "circular" makes textures that tile.
+    padding: str = "zeros"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +168,14 @@ def validate(cfg: TransferConfig) -> None:
     _choice(cfg.precision, PRECISIONS, "precision")
     _choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")
     _choice(cfg.style_scale, STYLE_SCALES, "style_scale")
+    _choice(cfg.preserve_color, COLOR_METHODS, "colour method")
+    _choice(cfg.color_basis, COLOR_BASES, "colour basis")
+    _choice(cfg.guide_mode, GUIDE_MODES, "guide mode")
+    _choice(cfg.padding, PADDINGS, "padding")
+    blend = tuple(float(w) for w in cfg.style_blend)
+    object.__setattr__(cfg, "style_blend", blend)
+    if any(not w >= 0 for w in blend) or (blend and sum(blend) == 0):
+        raise ValueError(f"style blend weights must be non-negative and not all zero, got {', '.join(f'{w:g}' for w in blend)}")
     pyramid = tuple(int(v) for v in cfg.pyramid)
     object.__setattr__(cfg, "pyramid", pyramid)
     if any(v < MIN_SIZE for v in pyramid) or any(b <= a for a, b in zip(pyramid, (*pyramid[1:], cfg.size))):
@@ -166,6 +192,15 @@ def validate(cfg: TransferConfig) -> None:
 
 
 PAPER = TransferConfig()
+
+
+def blend_weights(cfg: TransferConfig, styles: int) -> tuple[float, ...]:
+    """The weights mixing ``styles`` style images, summing to one (equal unless ``style_blend``)."""
+    weights = cfg.style_blend or (1.0,) * styles
+    if len(weights) != styles:
+        raise ValueError(f"{len(weights)} style weights given for {styles} style images")
+    total = sum(weights)
+    return tuple(w / total for w in weights)
 
 
 def field_names() -> tuple[str, ...]:

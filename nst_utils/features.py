@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torchvision.models import vgg19
 from torchvision.models.vgg import cfgs, make_layers
 
-from .config import POOLINGS, WEIGHT_SOURCES
+from .config import PADDINGS, POOLINGS, WEIGHT_SOURCES
 from .layers import LAYER_INDEX, LAYERS, check_layers, names_from_modules
 from .normalization import load_filter_scales
 
@@ -132,12 +132,17 @@ def _torchvision_features(weights: str, seed: int) -> nn.Sequential:
     return body.to_empty(device="cpu")
 
 
-def build_vgg19_body(weights: str = "caffe", pooling: str = "max", seed: int = 0) -> nn.Sequential:
-    """VGG-19's 37 feature modules with the chosen weights and pooling, ReLUs not in place."""
+def build_vgg19_body(
+    weights: str = "caffe", pooling: str = "max", seed: int = 0, padding: str = "zeros"
+) -> nn.Sequential:
+    """VGG-19's 37 feature modules with the chosen weights, pooling and border ``padding`` of the
+    convolutions ("zeros" as trained; "reflect" or "circular"), ReLUs not in place."""
     if weights not in WEIGHT_SOURCES:
         raise ValueError(f"unknown weights {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; expected one of {', '.join(PADDINGS)}")
     body = _torchvision_features(weights, seed)
     if names_from_modules(body) != LAYERS:
         raise RuntimeError("torchvision's VGG-19 no longer matches the paper's layer table")
@@ -148,6 +153,10 @@ def build_vgg19_body(weights: str = "caffe", pooling: str = "max", seed: int = 0
             module = nn.ReLU(inplace=False)
         elif name.startswith("pool"):
             module = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+        else:
+            # Zero padding makes every border a dark frame the style loss sees (and paints);
+            # reflecting the image, or wrapping it around (a texture that tiles), does not.
+            module.padding_mode = padding
         modules.append(module)
     seq = nn.Sequential(*modules)
     if weights == "caffe":
@@ -216,20 +225,21 @@ class VGG19Features(nn.Module):
         *,
         last_layer: str = "pool5",
         seed: int = 0,
+        padding: str = "zeros",
         normalize: bool = True,
         channels_last: bool = False,
         autocast_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         (last_layer,) = check_layers([last_layer], "last_layer")
-        body = build_vgg19_body(weights, pooling, seed)
+        body = build_vgg19_body(weights, pooling, seed, padding)
         self.layer_names: tuple[str, ...] = LAYERS[: LAYER_INDEX[last_layer] + 1]
         modules = list(body)[: len(self.layer_names)]
         self.normalize = normalize and weights == "caffe"
         if self.normalize:
             fold_filter_scales(dict(zip(self.layer_names, modules)), load_filter_scales())
         self.body = nn.Sequential(*modules)
-        self.weights, self.pooling, self.seed = weights, pooling, seed
+        self.weights, self.pooling, self.seed, self.padding = weights, pooling, seed, padding
         self.channels_last, self.autocast_dtype = channels_last, autocast_dtype
         if weights == "caffe":
             order, scale, shift = [2, 1, 0], [255.0] * 3, list(CAFFE_MEAN_BGR)

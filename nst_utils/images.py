@@ -10,6 +10,7 @@ JSON in the PNG's text metadata, so a result can be reproduced from the file alo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -49,6 +50,18 @@ def _open(path: Path) -> Image.Image:
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
+    return _read(path, path)
+
+
+def decode_image(data: bytes, name: str = "upload") -> Image.Image:
+    """An image from encoded bytes (an upload), with the same checks as a file; ``name`` is
+    what error messages call it."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    return _read(io.BytesIO(data), name)
+
+
+def _read(path: Path | io.BytesIO, name: Path | str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # PIL only warns between 1x and 2x its pixel limit; we refuse those too.
@@ -57,7 +70,7 @@ def _open(path: Path) -> Image.Image:
             try:
                 if image.width * image.height > MAX_PIXELS:
                     raise ImageError(
-                        f"{path}: {image.width}x{image.height} pixels exceeds the limit of {MAX_PIXELS} "
+                        f"{name}: {image.width}x{image.height} pixels exceeds the limit of {MAX_PIXELS} "
                         "(possible decompression bomb)"
                     )
                 image.load()
@@ -65,11 +78,11 @@ def _open(path: Path) -> Image.Image:
                 image.close()  # a refused or broken image must not keep its file open
                 raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{path}: too many pixels, refused as a possible decompression bomb ({err})") from err
+        raise ImageError(f"{name}: too many pixels, refused as a possible decompression bomb ({err})") from err
     except UnidentifiedImageError as err:
-        raise ImageError(f"{path}: not an image PIL can read") from err
+        raise ImageError(f"{name}: not an image PIL can read") from err
     except OSError as err:  # truncated or corrupt data
-        raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
+        raise ImageError(f"{name}: corrupt or truncated image ({err})") from err
     return image
 
 
@@ -119,17 +132,18 @@ def load_image(
     size: int | tuple[int, int] | None = None,
     *,
     device: torch.device | str | None = None,
+    name: str | None = None,
 ) -> Tensor:
     """Load ``source`` (path, sample name or PIL image) as float32 ``(1, 3, H, W)`` in ``[0, 1]``.
 
     ``size``: the longest side in pixels (aspect kept), an exact ``(height, width)``, or None
-    for the original size. Raises :class:`ImageError` naming the file and the problem.
+    for the original size. Raises :class:`ImageError` naming the file (or ``name``) and the problem.
     """
     from .samples import resolve_image_source
 
     resolved = resolve_image_source(source)
     # A sample is named as the user wrote it ("hopper"), not as the PIL image it resolves to.
-    name = str(source) if resolved is not source else _describe(source)
+    name = name or (str(source) if resolved is not source else _describe(source))
     source = resolved
     image = source if isinstance(source, Image.Image) else _open(Path(source))
     image = ImageOps.exif_transpose(image) or image

@@ -58,6 +58,9 @@ class StepInfo:
     elapsed: float
     evaluations: int
     image: Tensor | None = field(default=None, repr=False)
+    #: Each layer's weighted loss at the step's last evaluation (``alpha L_content`` per content
+    #: layer, ``beta w_l E_l`` per style layer), when the objective reports them (the recipes' do).
+    layer_losses: dict[str, float] = field(default_factory=dict, repr=False)
 
 
 Callback = Callable[[StepInfo], bool | None]

@@ -21,12 +21,21 @@ import torch
 from torch import Tensor
 
 from . import engine
-from .config import PAPER, TransferConfig
+from .color import luminance_inputs, match_color, recombine
+from .config import PAPER, TransferConfig, blend_weights
 from .engine import Machine, resolve_device
 from .features import VGG19Features
+from .guides import check_guides, feature_shape, layer_guides, load_guide
 from .images import ImageSource, load_image, resize, target_size
 from .layers import check_layers
-from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .losses import (
+    content_loss,
+    gram_matrix,
+    guided_gram_matrix,
+    guided_style_layer_loss,
+    style_layer_loss,
+    tv_loss,
+)
 from .optimize import Callback, OptimizeResult, StepInfo, optimize
 
 __all__ = [
@@ -58,11 +67,28 @@ def style_targets(extractor: VGG19Features, image: Tensor, layers: Iterable[str]
 
 
 @dataclass
+class StyleRegion:
+    """One region of spatial control (Gatys et al. 2017): where it lies in the output (``guides``,
+    its mask at each style layer's resolution), its target Grams ``A_r`` (per unit of guide mass,
+    :func:`~nst_utils.losses.guided_gram_matrix`) and its weight ``lambda_r``."""
+
+    guides: Mapping[str, Tensor]
+    targets: Mapping[str, Tensor]
+    weight: float = 1.0
+
+
+@dataclass
 class MatchingObjective:
     """``alpha * L_content + beta * L_style + tv_weight * TV`` as weighted terms (paper eq. 7).
 
     With no style targets it is content reconstruction (eq. 1), with no content targets texture
     synthesis (eq. 5), with both style transfer. ``style_layer_weights`` default to ``1/L``.
+    With ``regions`` (spatial control) the style term is ``beta * sum_l w_l sum_r lambda_r E_l^r``
+    over the regions' guided Grams instead of ``style_targets``' plain ones.
+
+    Each call also keeps, in :attr:`layer_terms`, every layer's weighted share of the loss
+    (``alpha * L_content`` per content layer, ``beta * w_l * E_l`` per style layer), detached:
+    what the panel draws as bars.
     """
 
     extractor: VGG19Features
@@ -72,24 +98,36 @@ class MatchingObjective:
     style_weight: float = 1.0
     style_layer_weights: Mapping[str, float] = field(default_factory=dict)
     tv_weight: float = 0.0
+    regions: Sequence[StyleRegion] = ()
+    layer_terms: dict[str, Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.style_layer_weights and self.style_targets:
-            self.style_layer_weights = {n: 1.0 / len(self.style_targets) for n in self.style_targets}
+        style_layers = self.style_targets or (self.regions[0].targets if self.regions else {})
+        if not self.style_layer_weights and style_layers:
+            self.style_layer_weights = {n: 1.0 / len(style_layers) for n in style_layers}
 
     def layers(self) -> list[str]:
-        return list(dict.fromkeys([*self.content_targets, *self.style_targets]))
+        return list(dict.fromkeys([*self.content_targets, *self.style_layer_weights]))
+
+    def _style_layer(self, name: str, features: Tensor) -> Tensor:
+        if not self.regions:
+            return style_layer_loss(features, self.style_targets[name])
+        return sum(r.weight * guided_style_layer_loss(features, r.guides[name], r.targets[name])
+                   for r in self.regions)
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         feats = self.extractor(image, self.layers())
+        per_layer = {n: self.content_weight * content_loss(feats[n], p) for n, p in self.content_targets.items()}
         terms: dict[str, Tensor] = {}
-        if self.content_targets:
-            lc = sum(content_loss(feats[n], p) for n, p in self.content_targets.items())
-            terms["content"] = self.content_weight * lc
-        if self.style_targets:
-            terms["style"] = self.style_weight * style_loss(feats, self.style_targets, self.style_layer_weights)
+        if per_layer:
+            terms["content"] = sum(per_layer.values())
+        styled = {n: self.style_weight * w * self._style_layer(n, feats[n])
+                  for n, w in self.style_layer_weights.items() if w}
+        if self.style_layer_weights:  # eq. 5 as in losses.style_loss, layer by layer for the shares
+            terms["style"] = sum(styled.values()) if styled else image.new_zeros(())
         if self.tv_weight:
             terms["tv"] = self.tv_weight * tv_loss(image)
+        self.layer_terms = {n: t.detach() for n, t in {**per_layer, **styled}.items()}
         return terms
 
 
@@ -182,33 +220,93 @@ def synthesize_texture(
     return run(cfg, style=style, shape=out_shape, extractor=extractor, callbacks=callbacks)
 
 
+StyleSource = ImageSource | Tensor
+
+
+def _style_list(style: StyleSource | Sequence[StyleSource]) -> list[StyleSource]:
+    if isinstance(style, (list, tuple)):
+        if not style:
+            raise ValueError("no style image given")
+        return list(style)
+    return [style]
+
+
 def load_pair(
-    content: ImageSource | Tensor, style: ImageSource | Tensor, config: TransferConfig
-) -> tuple[Tensor, Tensor]:
+    content: ImageSource | Tensor, style: StyleSource | Sequence[StyleSource], config: TransferConfig
+) -> tuple[Tensor, Tensor | list[Tensor]]:
     """Content at ``config.size`` (longest side); style at the content's exact size (the paper)
-    or, with ``style_scale="own"``, at its own aspect with the same longest side."""
+    or, with ``style_scale="own"``, at its own aspect with the same longest side. A list of
+    styles gives a list back."""
     c = content if isinstance(content, Tensor) else load_image(content, config.size)
     if isinstance(content, Tensor) and max(c.shape[-2:]) != config.size:
         c = resize(c, config.size)
     style_size = tuple(c.shape[-2:]) if config.style_scale == "content" else config.size
-    s = style if isinstance(style, Tensor) else load_image(style, style_size)
-    return c, resize(s, style_size)
+    styles = [resize(s if isinstance(s, Tensor) else load_image(s, style_size), style_size)
+              for s in _style_list(style)]
+    return c, (styles if isinstance(style, (list, tuple)) else styles[0])
 
 
 def transfer(
     content: ImageSource | Tensor,
-    style: ImageSource | Tensor,
+    style: StyleSource | Sequence[StyleSource],
     config: TransferConfig = PAPER,
     *,
+    masks: Sequence[Tensor | ImageSource] | None = None,
+    style_masks: Sequence[Tensor | ImageSource | None] | None = None,
     extractor: VGG19Features | None = None,
     callbacks: Iterable[Callback] = (),
     live: Callable[[], TransferConfig] | None = None,
 ) -> RunResult:
     """Paper sec. 3: an image with ``content``'s features on the content layers and ``style``'s
     Gram matrices on the style layers, weighted ``alpha/beta = config.ratio``. Images may be
-    paths, sample names, PIL images or tensors; see :func:`run` for ``live`` and the levels."""
-    c, s = load_pair(content, style, config)  # bad images fail before anything large is allocated
-    return run(config, content=c, style=s, extractor=extractor, callbacks=callbacks, live=live)
+    paths, sample names, PIL images or tensors; see :func:`run` for ``live`` and the levels.
+
+    The controls of Gatys et al. (2017): ``style`` may be a list of images, mixed with the
+    weights ``config.style_blend``, or, with ``masks`` (one per style, at the content's size:
+    tensors or image files), each applied to its own region of the output (``style_masks``
+    optionally restricts each style to a region of its painting). ``config.preserve_color``
+    keeps the content's colours (:mod:`nst_utils.color`).
+    """
+    c, styles = load_pair(content, _style_list(style), config)  # bad images fail before anything large
+    guides = _guides(masks, len(styles), tuple(c.shape[-2:]))
+    style_guides = _style_guides(style_masks, styles)
+    _check_blend(config, len(styles), guides)  # before anything large is allocated
+    original = c
+    if config.preserve_color == "histogram":
+        styles = [match_color(s, c, config.color_basis) for s in styles]
+    elif config.preserve_color == "luminance":
+        pairs = [luminance_inputs(c, s) for s in styles]
+        c, styles = pairs[0][0], [gray_style for _, gray_style in pairs]
+    result = run(config, content=c, style=styles if len(styles) > 1 or guides else styles[0],
+                 guides=guides, style_guides=style_guides, extractor=extractor, callbacks=callbacks, live=live)
+    if config.preserve_color == "luminance":  # the stylised luminance, the photograph's colours
+        result.image, result.content = recombine(result.image, original), original
+    return result
+
+
+def _check_blend(config: TransferConfig, styles: int, guides) -> None:
+    if config.style_blend and guides is not None:
+        raise ValueError("style blend weights mix styles everywhere; with masks each style has its own region")
+    if config.style_blend or (styles > 1 and guides is None):
+        blend_weights(config, styles)  # one weight per style, or a one-line error
+
+
+def _guides(masks, count: int, shape: tuple[int, int]) -> list[Tensor] | None:
+    if masks is None:
+        return None
+    guides = [load_guide(m, shape) for m in masks]
+    check_guides(guides, count)
+    return guides
+
+
+def _style_guides(masks, styles: list[Tensor]) -> list[Tensor | None] | None:
+    if masks is None:
+        return None
+    if len(masks) != len(styles):
+        raise ValueError(f"{len(masks)} style masks given for {len(styles)} style images")
+    guides = [None if m is None else load_guide(m, tuple(s.shape[-2:])) for m, s in zip(masks, styles)]
+    check_guides([g for g in guides if g is not None], sum(g is not None for g in guides))
+    return guides
 
 
 # ---- the run loop -----------------------------------------------------------------------------
@@ -272,14 +370,23 @@ def run(
     config: TransferConfig,
     *,
     content: Tensor | None = None,
-    style: Tensor | None = None,
+    style: Tensor | Sequence[Tensor] | None = None,
     shape: tuple[int, int] | None = None,
+    guides: Sequence[Tensor] | None = None,
+    style_guides: Sequence[Tensor | None] | None = None,
     extractor: VGG19Features | None = None,
     callbacks: Iterable[Callback] = (),
     live: Callable[[], TransferConfig] | None = None,
 ) -> RunResult:
     """The one run loop: optimise an image of ``shape`` (default: the content's, else the
     style's) against ``content`` (for the content layers) and ``style`` (the style layers).
+
+    Style images may have any size: each Gram matrix is taken per pixel of its own image and
+    rescaled to the output's (with a style of the output's size, exactly ``A^l`` of eq. 5).
+    ``style`` may be a list: its images' Gram matrices are mixed with ``config.style_blend``, or,
+    with ``guides`` (one mask of ``shape`` per style), each style matches its own region of the
+    output through guided Gram matrices (Gatys et al. 2017), optionally only a region of its own
+    image (``style_guides``, ``None`` for the whole painting).
 
     Before anything large is allocated, the engine room checks that the run fits in memory
     (raising with the largest size that fits) and builds the extractor, or checks that
@@ -293,17 +400,58 @@ def run(
     """
     if content is None and style is None:
         raise ValueError("run needs a content image, a style image or both")
-    shape = tuple(shape or (content if content is not None else style).shape[-2:])
+    styles = [] if style is None else list(style) if isinstance(style, (list, tuple)) else [style]
+    shape = tuple(shape or (content if content is not None else styles[0]).shape[-2:])
+    if guides is not None:
+        check_guides(guides, len(styles))
+        if any(tuple(g.shape[-2:]) != shape for g in guides):
+            raise ValueError(f"masks must have the output's size {shape[1]}x{shape[0]}")
+    _check_blend(config, len(styles), guides)
     prepared = engine.prepare(config, shape, extractor)
-    return _Run(config, prepared, content, style, shape, list(callbacks), live).execute()
+    return _Run(config, prepared, content, styles, shape, list(callbacks), live,
+                guides, style_guides).execute()
+
+
+@dataclass
+class _StyleInputs:
+    """The style images of one level, and the masks of spatial control (or ``None``)."""
+
+    styles: list[Tensor]
+    guides: list[Tensor] | None
+    style_guides: list[Tensor | None]
+    shape: tuple[int, int]
+
+    def targets(self, extractor: VGG19Features, layers: list[str], cfg: TransferConfig) -> dict[str, Tensor]:
+        """Per layer: one Gram matrix ``A^l`` (one style, or several mixed), or with guides a
+        stack of each region's guided Gram ``A_r^l``."""
+        feats = [extractor(s, layers) for s in self.styles]
+        if self.guides is not None:  # per unit of mask mass: regions and paintings of any size compare
+            return {n: torch.stack([guided_gram_matrix(f[n], _full(f[n]) if g is None else
+                                                       layer_guides(g, [n], cfg.guide_mode)[n])[0]
+                                    for f, g in zip(feats, self.style_guides)]) for n in layers}
+        # Each style's Gram per pixel of its own image, times the output's M_l (the style loss
+        # divides by the output's M_l^2): a style image of any size, or several mixed with the
+        # weights of style_blend, counts as much as one of the output's size.
+        weights = blend_weights(cfg, len(self.styles)) if len(self.styles) > 1 else (1.0,)
+        out = {}
+        for n in layers:
+            m_out = math.prod(feature_shape(self.shape, n))
+            out[n] = sum(w * gram_matrix(f[n]) * (m_out / (f[n].shape[-1] * f[n].shape[-2]))
+                         for w, f in zip(weights, feats))
+        return out
+
+
+def _full(features: Tensor) -> Tensor:
+    return features.new_ones(1, 1, *features.shape[-2:])
 
 
 class _Run:
     """The state of one :func:`run`: levels, segments, the step history, the current image."""
 
-    def __init__(self, config, prepared, content, style, shape, callbacks, live) -> None:
+    def __init__(self, config, prepared, content, styles, shape, callbacks, live, guides, style_guides) -> None:
         self.config, self.prepared, self.callbacks = config, prepared, callbacks
-        self.content, self.style, self.shape = content, style, shape
+        self.content, self.styles, self.shape = content, styles, shape
+        self.guides, self.style_guides = guides, style_guides or [None] * len(styles)
         self.live = live or (lambda: config)
         self.extractor = prepared.extractor
         self.history: list[StepInfo] = []
@@ -325,15 +473,23 @@ class _Run:
         return self._result(last)
 
     def _scaled(self, image: Tensor | None, level_shape: tuple[int, int]) -> Tensor | None:
-        """An input image at a level: the output's shape if it has it, else scaled alike."""
-        if image is None or level_shape == self.shape:
+        """An input image (or mask) at a level, on the run's device: the output's shape if it has
+        it, else scaled alike."""
+        if image is None:
+            return None
+        image = image.to(self.prepared.machine.device)
+        if level_shape == self.shape:
             return image
         if tuple(image.shape[-2:]) == self.shape:
             return resize(image, level_shape)
         return resize(image, max(1, round(max(image.shape[-2:]) * max(level_shape) / max(self.shape))))
 
     def _level(self, level_shape, fixed_steps, watch_heap) -> OptimizeResult | None:
-        content, style = self._scaled(self.content, level_shape), self._scaled(self.style, level_shape)
+        content = self._scaled(self.content, level_shape)
+        inputs = _StyleInputs([self._scaled(s, level_shape) for s in self.styles],
+                              None if self.guides is None else [self._scaled(g, level_shape) for g in self.guides],
+                              [self._scaled(g, level_shape) for g in self.style_guides], level_shape)
+        style = inputs.styles[0] if inputs.styles else None
         if self.current is None:
             self.current = initial_image(self.config.init, content=content, style=style,
                                          shape=(1, 3, *level_shape), seed=self.config.seed,
@@ -351,10 +507,11 @@ class _Run:
             segment = Segment(len(self.history) + 1, cfg, level_shape)
             self.segments.append(segment)
             self.restart = False
+            objective = self._objective(cfg, content, inputs, cache)
             out = optimize(
-                self._objective(cfg, content, style, cache), self.current, steps=planned,
+                objective, self.current, steps=planned,
                 optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history, adam_lr=cfg.adam_lr,
-                callbacks=[self._on_step(segment, before, done + planned, fixed_steps), watch_heap],
+                callbacks=[self._on_step(segment, objective, before, done + planned, fixed_steps), watch_heap],
             )
             segment.steps, segment.evaluations, segment.stopped = out.steps, out.evaluations, out.stopped
             done += out.steps
@@ -370,31 +527,44 @@ class _Run:
         """The live settings for the next segment (a pyramid's sizes stay those of the run)."""
         return self.live().replace(size=running.size, init=running.init, pyramid=running.pyramid)
 
-    def _objective(self, cfg, content, style, cache) -> MatchingObjective:
+    def _objective(self, cfg, content, inputs: _StyleInputs, cache) -> MatchingObjective:
         """The objective for ``cfg``; targets computed once per layer and level (``cache``)."""
         layers = [*cfg.content_layers, *cfg.style_layers]
         if layers and not set(layers) <= set(self.extractor.layer_names):  # live settings went deeper
             self.extractor = engine.build_extractor(cfg, layers)
             self.prepared.machine = engine.machine_of(self.extractor)
-        for kind, make, image, wanted in (("content", content_targets, content, cfg.content_layers),
-                                          ("style", style_targets, style, cfg.style_layers)):
+        for kind, image, wanted in (("content", content, cfg.content_layers),
+                                    ("style", inputs.styles[0] if inputs.styles else None, cfg.style_layers)):
             missing = [n for n in wanted if n not in cache[kind]]
             if missing and image is None:
                 raise ValueError(f"{kind} layers {', '.join(missing)} need a {kind} image")
-            if missing:
-                cache[kind].update(make(self.extractor, image, missing))
+            if missing and kind == "content":
+                cache[kind].update(content_targets(self.extractor, image, missing))
+            elif missing:
+                cache[kind].update(inputs.targets(self.extractor, missing, cfg))
+        style = {n: cache["style"][n] for n in cfg.style_layers}
+        regions: list[StyleRegion] = []
+        if inputs.guides is not None and cfg.style_layers:
+            regions = [StyleRegion(layer_guides(g, cfg.style_layers, cfg.guide_mode),
+                                   {n: style[n][r] for n in cfg.style_layers}, float(g.mean()))
+                       for r, g in enumerate(inputs.guides)]
+            style = {}
         return MatchingObjective(
-            self.extractor, {n: cache["content"][n] for n in cfg.content_layers},
-            {n: cache["style"][n] for n in cfg.style_layers}, content_weight=cfg.content_weight,
-            style_weight=cfg.style_weight, style_layer_weights=cfg.layer_weights() if cfg.style_layers else {},
-            tv_weight=cfg.tv_weight,
+            self.extractor, {n: cache["content"][n] for n in cfg.content_layers}, style,
+            content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+            style_layer_weights=cfg.layer_weights() if cfg.style_layers else {}, tv_weight=cfg.tv_weight,
+            regions=regions,
         )
 
-    def _on_step(self, segment: Segment, before: int, planned_end: int, fixed_steps: int | None) -> Callback:
+    def _on_step(self, segment: Segment, objective: MatchingObjective, before: int, planned_end: int,
+                 fixed_steps: int | None) -> Callback:
         """The step callback of one segment; ``before`` steps precede its level, whose step count
         this segment would end at ``planned_end``."""
         def on_step(info: StepInfo) -> bool:
-            info = replace(info, step=segment.first_step + info.step - 1, elapsed=time.perf_counter() - self.t0)
+            shares = objective.layer_terms
+            values = torch.stack(list(shares.values())).tolist() if shares else []  # one sync, not one per layer
+            info = replace(info, step=segment.first_step + info.step - 1, elapsed=time.perf_counter() - self.t0,
+                           layer_losses=dict(zip(shares, values)))
             self.history.append(replace(info, image=None))  # numbers only: images would be gigabytes
             self.current = info.image.detach().clone()  # Adam keeps updating its tensor in place
             asked = [bool(callback(info)) for callback in self.callbacks]  # every callback sees every step
@@ -421,6 +591,6 @@ class _Run:
             image=image, history=self.history, best_total=best, stopped=stopped if self.stop_all else None,
             evaluations=evaluations, seconds=time.perf_counter() - self.t0,
             config=cfg,
-            content=self.content, style=self.style, estimated_memory=self.prepared.estimated_memory,
+            content=self.content, style=self.styles[0] if len(self.styles) == 1 else None, estimated_memory=self.prepared.estimated_memory,
             machine=self.prepared.machine, segments=self.segments, extractor=self.extractor,
         )

@@ -10,7 +10,11 @@ optimiser change, the loop restarts the optimiser from the current image (L-BFGS
 pairs describe the old objective) and continues the step count; the step count itself is read
 from the slider at every step. The preview and the loss curve are redrawn at most every
 ``preview_seconds``, and never for more than a tenth of the run's time, so drawing does not
-throttle a fast device.
+throttle a fast device. With each redraw, a bar per layer shows its share of the loss
+(``alpha L_content`` for the content layer, ``beta w_l E_l`` for each style layer), so a learner
+sees which layer dominates the objective. "keep colours" chooses the colour method of
+:mod:`nst_utils.color`; the upload buttons replace the content or style image, with the loader's
+checks.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from .callbacks import StopFlag
-from .config import INITS, OPTIMIZERS, PAPER, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
+from .color import recombine
+from .config import COLOR_METHODS, INITS, OPTIMIZERS, PAPER, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
 from .engine import check_extractor, plan
 from .features import VGG19Features
-from .images import ImageSource, save_image, to_pil
+from .images import ImageError, ImageSource, decode_image, load_image, save_image, to_pil
 from .layers import LAYERS
 from .optimize import StepInfo
 from .recipes import RunResult, load_pair, restart_key, transfer
@@ -88,6 +93,29 @@ def loss_curve_png(history: Sequence[StepInfo], restarts: Iterable[int] = (), to
     return buf.getvalue()
 
 
+def layer_shares_html(layer_losses: dict[str, float], content_layers: Iterable[str] = ()) -> str:
+    """Horizontal bars: each layer's share of the loss (``alpha L_content`` per content layer,
+    ``beta w_l E_l`` per style layer), so the layer that dominates the objective shows at once."""
+    total, content_layers = sum(layer_losses.values()), set(content_layers)
+    if not layer_losses or not total > 0:
+        return "<div class='nst-shares'><i>each layer's share of the loss appears here during a run</i></div>"
+    rows = []
+    for name, value in layer_losses.items():
+        share = 100.0 * value / total
+        color = "#d95f02" if name in content_layers else "#1b9e77"
+        rows.append(
+            f"<div style='display:flex;align-items:center;gap:6px;font-size:12px;line-height:16px'>"
+            f"<span style='width:56px;font-family:monospace'>{name}</span>"
+            f"<span style='display:inline-block;width:160px;background:#eee;height:10px'>"
+            f"<span style='display:block;width:{share:.1f}%;background:{color};height:10px'></span></span>"
+            f"<span style='width:90px'>{share:5.1f} % · {value:.2g}</span></div>"
+        )
+    legend = ("<div style='font-size:11px;color:#555'>share of the loss: "
+              "<span style='color:#d95f02'>■</span> α·L<sub>content</sub> "
+              "<span style='color:#1b9e77'>■</span> β·w<sub>l</sub>·E<sub>l</sub></div>")
+    return "<div class='nst-shares'>" + legend + "".join(rows) + "</div>"
+
+
 def _labelled(widget: widgets.Widget) -> widgets.Widget:
     widget.style.description_width = _LABEL_WIDTH
     return widget
@@ -131,6 +159,7 @@ class TransferPanel(widgets.VBox):
         self._next_draw = -math.inf
         self._note = ""
         self._syncing = False
+        self._preview_content: Tensor | None = None
         self._build_controls(cfg, sizes)
         self._build_outputs()
         super().__init__([self._layout()])
@@ -167,6 +196,15 @@ class TransferPanel(widgets.VBox):
             options=list(INITS), value=cfg.init, description="initialisation"))
         self.size_picker = _labelled(widgets.Dropdown(
             options=sorted({int(s) for s in sizes} | {cfg.size}), value=cfg.size, description="size (px)"))
+        self.color_picker = _labelled(widgets.Dropdown(
+            options=list(COLOR_METHODS), value=cfg.preserve_color, description="keep colours"))
+        # Bring your own pictures: checked like any file the loader reads.
+        self.content_upload = widgets.FileUpload(accept="image/*", multiple=False, description="content …")
+        self.style_upload = widgets.FileUpload(accept="image/*", multiple=False, description="style …")
+        self.content_upload.add_class("nst-upload-content")
+        self.style_upload.add_class("nst-upload-style")
+        self.content_upload.observe(lambda change: self._uploaded("content", change), "value")
+        self.style_upload.observe(lambda change: self._uploaded("style", change), "value")
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.save_path = widgets.Text(value="transfer.png", layout=widgets.Layout(width="150px"))
@@ -190,6 +228,8 @@ class TransferPanel(widgets.VBox):
     def _build_outputs(self) -> None:
         self.preview = widgets.Image(format="png", layout=widgets.Layout(min_width="128px"))
         self.loss_plot = widgets.Image(format="png")
+        self.layer_bars = widgets.HTML(value=layer_shares_html({}))
+        self.layer_bars.add_class("nst-shares")
         self.status = widgets.Label(value="ready · press Run")
         self.info = widgets.Label()
         self.preview.add_class("nst-preview")
@@ -202,11 +242,12 @@ class TransferPanel(widgets.VBox):
         controls = widgets.VBox([
             self.ratio_slider, self.content_dropdown,
             widgets.HTML("<b>style layers</b> and weights w<sub>l</sub>"), self.equal_weights, *rows,
-            self.steps_slider, self.optimizer_picker, self.init_picker, self.size_picker,
+            self.steps_slider, self.optimizer_picker, self.init_picker, self.size_picker, self.color_picker,
+            widgets.HBox([self.content_upload, self.style_upload]),
             widgets.HBox([self.run_button, self.stop_button]),
             widgets.HBox([self.save_path, self.save_button]),
         ], layout=widgets.Layout(width="380px"))
-        outputs = widgets.VBox([widgets.HBox([self.preview, self.loss_plot]), self.status, self.info])
+        outputs = widgets.VBox([widgets.HBox([self.preview, self.loss_plot]), self.layer_bars, self.status, self.info])
         return widgets.HBox([controls, outputs])
 
     def _sync_weights(self, _change: Any = None) -> None:
@@ -242,6 +283,7 @@ class TransferPanel(widgets.VBox):
             ratio=float(self.ratio_slider.value), content_layers=(self.content_dropdown.value,),
             style_layers=chosen, style_layer_weights=weights, steps=int(self.steps_slider.value),
             optimizer=self.optimizer_picker.value, init=self.init_picker.value, size=int(self.size_picker.value),
+            preserve_color=self.color_picker.value,
         )
 
     def _live_config(self) -> TransferConfig:
@@ -316,7 +358,8 @@ class TransferPanel(widgets.VBox):
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled = running
         self.stop_button.disabled = not running
-        self.size_picker.disabled = self.init_picker.disabled = running
+        for widget in (self.size_picker, self.init_picker, self.color_picker, self.content_upload, self.style_upload):
+            widget.disabled = running  # fixed for the run: they change its inputs, not its objective
         self.save_button.disabled = running or self.result is None
 
     def _run(self) -> RunResult:
@@ -325,6 +368,8 @@ class TransferPanel(widgets.VBox):
         self.status.value = "starting …"
         self.history, self.restarts, self._next_draw = [], [], -math.inf
         self._running_config = cfg
+        if cfg.preserve_color == "luminance":
+            self._preview_content, _ = load_pair(self._content, self._style, cfg)
         try:
             result = transfer(self._content, self._style, cfg, extractor=self._reusable_extractor(cfg),
                               callbacks=[self._on_step, self._stop], live=self._live_config)
@@ -351,6 +396,32 @@ class TransferPanel(widgets.VBox):
             self._next_draw = end + max(self.preview_seconds, DRAW_SHARE_FACTOR * (end - start))
 
     # ---- display -------------------------------------------------------------------------------
+
+    def _uploaded(self, kind: str, change: Any) -> None:
+        """A file from the upload control becomes the content or the style (the loader's checks)."""
+        files = change["new"]
+        if not files:
+            return
+        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
+        name = item.get("name", "upload")
+        try:
+            image = decode_image(bytes(item["content"]), name)
+            checked = load_image(image, name=name)  # too small, unreadable: one line, nothing changes
+        except ImageError as err:
+            self.status.value = f"error: {err}"
+            return
+        if kind == "content":
+            self._content = image
+        else:
+            self._style = image
+        self.status.value = f"{kind}: {name} ({checked.shape[-1]}×{checked.shape[-2]} px) · press Run"
+        self._show_initial(self.config_or_base())
+
+    def config_or_base(self) -> TransferConfig:
+        try:
+            return self.config()
+        except ValueError:
+            return self._base
 
     def _show_initial(self, cfg: TransferConfig) -> None:
         content, _ = load_pair(self._content, self._style, cfg)
@@ -381,11 +452,18 @@ class TransferPanel(widgets.VBox):
         return f"{state} · step {info.step}/{total} · α/β {cfg.ratio:.3g} · {terms} · {info.elapsed:.1f} s"
 
     def _draw(self, info: StepInfo, total: int) -> None:
-        self.preview.value = preview_png(info.image)
+        image = info.image
+        if self._running_config is not None and self._running_config.preserve_color == "luminance":
+            image = recombine(image, self._preview_content)  # the run is grey: show it in the photo's colours
+        self.preview.value = preview_png(image)
         self.loss_plot.value = loss_curve_png(self.history, self.restarts, total)
+        self.layer_bars.value = layer_shares_html(info.layer_losses, self._running_config.content_layers
+                                                  if self._running_config else ())
 
     def _show_final(self, result: RunResult) -> None:
         self.preview.value = preview_png(result.image)
+        if self.history:
+            self.layer_bars.value = layer_shares_html(self.history[-1].layer_losses, result.config.content_layers)
         if not self.history:
             self.status.value = "stopped before the first step"
             return

@@ -27,46 +27,24 @@ import threading
 from pathlib import Path
 
 import pytest
+from browser import chromium_page, playwright_or_skip
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOTEBOOKS = Path(os.environ.get("NB_BOOK_NOTEBOOKS", ROOT / "notebooks"))
-CHAPTERS = ["01_content_reconstruction", "02_style_reconstruction", "03_style_transfer"]
-CHROMIUM = os.environ.get("NB_UI_CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHAPTERS = ["01_content_reconstruction", "02_style_reconstruction", "03_style_transfer",
+            "04_controlling_perceptual_factors"]
 SHOTS = Path(os.environ.get("NB_BOOK_SHOTS", Path(tempfile.gettempdir()) / "nb-book-shots"))
 BUILD_TIMEOUT_S = 300
 #: The same command as `make book`'s, run by this interpreter.
 JUPYTER_BOOK = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
 
 
-def _missing() -> str | None:
-    try:
-        import jupyter_book  # noqa: F401
-    except ImportError:
-        return "jupyter-book is not installed (pip install -e '.[test]')"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install playwright; no `playwright install` needed)"
-    if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} not found (apt-get install chromium)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def sync_api():
-    missing = _missing()
-    if missing and os.environ.get("NST_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"NST_REQUIRE_BROWSER=1 but {missing}")
-    if missing:
-        pytest.skip(missing)
-    import playwright.sync_api
-
-    return playwright.sync_api
+    return playwright_or_skip([("jupyter_book", "pip install -e '.[test]'")])
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +85,10 @@ def site(book_html):
 
 @pytest.fixture
 def page(sync_api, site, tmp_path):
-    with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROME_ARGS,
-            viewport={"width": 1280, "height": 1000})
-        ctx.set_default_timeout(30_000)
+    with chromium_page(sync_api, tmp_path / "chromium-profile", {"width": 1280, "height": 1000}, 30_000) as (ctx, pg):
         # offline: only our own server answers (MathJax would come from a CDN, so formulas stay TeX source)
         ctx.route(re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda route: route.abort())
-        pg = ctx.pages[0] if ctx.pages else ctx.new_page()
-        try:
-            yield pg
-        finally:
-            ctx.close()
+        yield pg
 
 
 def _shot(page, name: str, full_page: bool = False) -> Path:

@@ -249,6 +249,12 @@ def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         (["--style-layer-weights", "1,2"], ["2 style layer weights given for 5 style layers"]),
         (["--style-layer-weights", "1,-2,1,1,1"], ["expected a number >= 0, got -2"]),
         (["--init", "nothing_here.png"], ["nothing_here.png: no such file"]),
+        (["--preserve-color", "sepia"], ["--preserve-color", "invalid choice: 'sepia'"]),
+        (["--padding", "mirror"], ["invalid choice: 'mirror'"]),
+        (["--style-blend", "1,2"], ["2 style weights given for 1 style images"]),
+        (["--mask", "nothing_here.png"], ["nothing_here.png: no such file"]),
+        (["--mask", "a.png", "--mask", "b.png"], ["2 --mask given for 1 styles"]),
+        (["--split", "horizontal"], ["--split needs exactly two styles, got 1"]),
     ],
 )
 def test_bad_option(tmp_path: Path, extra: list[str], fragments: list[str]) -> None:
@@ -406,3 +412,33 @@ def test_subprocess_reports_one_line(tmp_path: Path, make_argv, fragment: str) -
     assert lines[0].startswith("nst: error: ") and fragment in lines[0]
     assert proc.stdout == ""
     assert not (tmp_path / "out.png").exists()
+
+
+def test_two_styles_split_between_sky_and_ground(tmp_path: Path) -> None:
+    out = tmp_path / "split.png"
+    code, _, stderr = _run(["transfer", "hopper", "mosaic", "swirls", "--split", "horizontal",
+                                 "--split-at", "0.3", "--preserve-color", "histogram", "-o", out, *FAST])
+    assert code == 0, stderr
+    meta = read_metadata(out)
+    assert meta["style"] == ["mosaic", "swirls"] and meta["masks"] == "horizontal split at 0.3"
+    assert meta["config"]["preserve_color"] == "histogram"
+
+
+def test_a_mask_of_the_wrong_size_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    masks = []
+    for name, size in (("top.png", (64, 64)), ("bottom.png", (64, 64))):
+        Image.new("L", size, 255).save(tmp_path / name)
+        masks += ["--mask", tmp_path / name]
+    out = tmp_path / "out.png"
+    code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "swirls", *masks, "-o", out, *FAST])
+    _assert_usage_error(code, stdout, stderr, "top.png: mask is 64x64 pixels but the image is")
+    assert not out.exists()
+
+
+def test_several_styles_blend_and_circular_padding(tmp_path: Path) -> None:
+    out = tmp_path / "blend.png"
+    code, _, stderr = _run(["transfer", "hopper", "mosaic", "swirls", "--style-blend", "3,1",
+                            "--padding", "circular", "-o", out, *FAST])
+    assert code == 0, stderr
+    config = read_metadata(out)["config"]
+    assert config["style_blend"] == [3.0, 1.0] and config["padding"] == "circular"

@@ -349,3 +349,32 @@ def test_torchvision_weights_offline_points_to_caffe(monkeypatch, error):
         VGG19Features("torchvision")
     assert calls, "the patched downloader was not used"
     assert info.value.__cause__ is error
+
+
+def test_circular_padding_makes_the_network_shift_equivariant():
+    """With circular padding the image is a torus: shifting it shifts the features, edges and all,
+    which is why a texture synthesised this way tiles without a seam."""
+    model = VGG19Features("random", "avg", seed=0, padding="circular", last_layer="relu3_1")
+    image = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    shifted = torch.roll(image, shifts=(8, 12), dims=(2, 3))
+    a, b = model(image, ["relu3_1"])["relu3_1"], model(shifted, ["relu3_1"])["relu3_1"]
+    torch.testing.assert_close(torch.roll(a, shifts=(2, 3), dims=(2, 3)), b, atol=1e-5, rtol=1e-4)
+    zeros = VGG19Features("random", "avg", seed=0, last_layer="relu3_1")
+    a, b = zeros(image, ["relu3_1"])["relu3_1"], zeros(shifted, ["relu3_1"])["relu3_1"]
+    assert not torch.allclose(torch.roll(a, shifts=(2, 3), dims=(2, 3)), b, atol=1e-3)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "circular"])
+def test_padding_changes_only_the_border(padding):
+    zeros = VGG19Features("random", seed=0, last_layer="relu1_1")
+    other = VGG19Features("random", seed=0, last_layer="relu1_1", padding=padding)
+    image = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    a, b = zeros(image, ["relu1_1"])["relu1_1"], other(image, ["relu1_1"])["relu1_1"]
+    torch.testing.assert_close(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1])
+    assert not torch.allclose(a[..., 0, :], b[..., 0, :])
+    assert other.padding == padding
+
+
+def test_unknown_padding_is_refused():
+    with pytest.raises(ValueError, match="unknown padding 'mirror'; expected one of zeros, reflect, circular"):
+        build_vgg19_body("random", "avg", padding="mirror")

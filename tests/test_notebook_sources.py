@@ -53,7 +53,8 @@ def pair_differences(ipynb: Path, md: Path) -> str:
 
 def test_the_series_is_there():
     names = [p.stem for p in _ipynbs()]
-    assert names[:3] == ["01_content_reconstruction", "02_style_reconstruction", "03_style_transfer"], names
+    assert names[:4] == ["01_content_reconstruction", "02_style_reconstruction", "03_style_transfer",
+                         "04_controlling_perceptual_factors"], names
 
 
 def test_pairing_is_configured_for_the_notebooks_folder():

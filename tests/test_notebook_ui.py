@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import chromium_page, playwright_or_skip
 
 pytestmark = pytest.mark.browser
 
@@ -32,9 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "03_style_transfer.ipynb"
 #: The folder served (a copy of it); overridable to try the test on a scratch notebook.
 NOTEBOOKS = Path(os.environ.get("NB_UI_NOTEBOOKS", ROOT / "notebooks"))
-CHROMIUM = os.environ.get("NB_UI_CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = Path(os.environ.get("NB_UI_SHOTS", Path(tempfile.gettempdir()) / "nb-ui-shots"))
 #: Run All executes the whole notebook (fast mode: 64 px, 8 steps): about 30 transfers (Fig. 3, the
 #: 20-cell trade-off grid, sections 4-7), a minute or two on an idle 2-core CPU, far longer on a busy one.
@@ -48,28 +46,12 @@ LAB_SETTINGS = {
 }
 
 
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install playwright; no `playwright install` needed)"
-    if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} not found (apt-get install chromium)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def sync_api():
-    missing = _browser_missing()
-    if missing and os.environ.get("NST_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"NST_REQUIRE_BROWSER=1 but {missing}")
-    if missing:
-        pytest.skip(missing)
+    api = playwright_or_skip()
     if not (NOTEBOOKS / NOTEBOOK).exists():
         pytest.fail(f"{NOTEBOOKS / NOTEBOOK} does not exist")
-    import playwright.sync_api
-
-    return playwright.sync_api
+    return api
 
 
 def _free_port() -> int:
@@ -128,16 +110,8 @@ def lab(sync_api, tmp_path_factory):
 
 @pytest.fixture
 def page(sync_api, lab, tmp_path):
-    with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROME_ARGS,
-            viewport={"width": 1400, "height": 1000})
-        ctx.set_default_timeout(60_000)
-        pg = ctx.pages[0] if ctx.pages else ctx.new_page()
-        try:
-            yield pg
-        finally:
-            ctx.close()
+    with chromium_page(sync_api, tmp_path / "chromium-profile", {"width": 1400, "height": 1000}, 60_000) as (_, pg):
+        yield pg
 
 
 def _shot(locator, name: str) -> Path:

@@ -8,6 +8,7 @@ the panel updates from its step callback) so they land at a known step.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import math
 import time
@@ -322,3 +323,54 @@ def test_drawing_takes_at_most_a_tenth_of_the_run(photo, style, monkeypatch):
     assert between <= math.ceil(result.seconds / (widgets.DRAW_SHARE_FACTOR * 0.03)), (draws, result.seconds)
     assert len(draws) < 12  # the status line still showed every step:
     assert panel.status.value.startswith("done · step 12/12")
+
+
+def test_the_layer_bars_show_each_layers_share_of_the_loss(photo, style):
+    panel = _panel(photo, style, steps=3)
+    result = panel.run_sync()
+    shares = result.history[-1].layer_losses
+    assert list(shares) == [*panel.config().content_layers, *panel.config().style_layers]
+    assert sum(shares.values()) == pytest.approx(result.history[-1].total, rel=1e-4)  # no TV: the terms are all
+    html = panel.layer_bars.value
+    for name, value in shares.items():
+        assert name in html and f"{100 * value / sum(shares.values()):5.1f} %" in html
+    assert "#d95f02" in html  # the content layer's colour
+
+
+def test_the_layer_bars_are_pure_and_empty_before_a_run():
+    assert "appears here" in nst.widgets.layer_shares_html({})
+    html = nst.widgets.layer_shares_html({"relu4_2": 1.0, "relu1_1": 3.0}, ["relu4_2"])
+    assert " 25.0 %" in html and " 75.0 %" in html
+
+
+def _upload(name: str, data: bytes) -> tuple[dict, ...]:
+    return ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+             "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
+
+
+def test_an_uploaded_image_becomes_the_content_and_a_bad_one_is_refused(photo, style, tmp_path):
+    panel = _panel(photo, style, steps=1)
+    buf = io.BytesIO()
+    sample_image("hopper", 80).save(buf, format="PNG")
+    panel.content_upload.value = _upload("me.png", buf.getvalue())
+    assert "content: me.png" in panel.status.value
+    assert panel.run_sync().content.shape[-2:] != photo.shape[-2:]  # hopper's aspect, not the 64 px square
+    before = panel._style
+    panel.style_upload.value = _upload("notes.txt", b"not an image")
+    assert panel.status.value == "error: notes.txt: not an image PIL can read"
+    assert panel._style is before
+    tiny = io.BytesIO()
+    sample_image("hopper", 20).save(tiny, format="PNG")
+    panel.style_upload.value = _upload("tiny.png", tiny.getvalue())
+    assert panel.status.value.startswith("error: tiny.png:") and "too small" in panel.status.value
+
+
+def test_keep_colours_runs_a_luminance_only_transfer(photo, style):
+    from nst_utils.color import rgb_to_yiq
+
+    panel = _panel(photo, style, steps=2)
+    panel.color_picker.value = "luminance"
+    result = panel.run_sync()
+    assert result.config.preserve_color == "luminance"
+    torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(result.content)[:, 1:], atol=1e-4, rtol=0)
+    assert result.content.shape[-2:] == result.image.shape[-2:] == (48, 48)  # the photo at the panel's size

@@ -22,11 +22,13 @@ unknowns it adds, in bytes:
   :func:`nst_utils.engine.malloc.keep_freed_memory`, which keeps freed blocks in the heap for reuse
   during a run, trading peak memory for time per step (the README's "Architecture" has both).
 * the targets: the content features ``P^l`` and the Gram matrices ``A^l`` (``N_l^2`` floats).
-* the image in its copies: scipy's float64 iterate, the float32 image and its gradient, the
-  float64 gradient handed back to scipy, the best image seen (``IMAGE_COPIES`` floats per unknown).
-* the optimiser: L-BFGS-B's float64 workspace, ``(2m + 5) n + 11 m^2 + 8 m`` doubles for a
-  history of ``m`` pairs (scipy's ``lbfgsb``), or Adam's two moment buffers (``2 n`` floats).
-  On CUDA the L-BFGS-B workspace lives in host memory and is left out.
+* the image in its copies: the float32 image and its gradient, the best image seen, the
+  callbacks' copy, and for SciPy its float64 iterate and gradient (``IMAGE_COPIES`` floats per
+  unknown, fitted with SciPy's optimiser and kept for both).
+* the optimiser: the PyTorch L-BFGS's ``m`` curvature pairs and ``LBFGS_VECTORS`` working vectors
+  (``(2m + 8) n`` floats, on the image's device); SciPy L-BFGS-B's float64 workspace,
+  ``(2m + 5) n + 11 m^2 + 8 m`` doubles (on CUDA it lives in host memory and is left out); or
+  Adam's two moment buffers (``2 n`` floats).
 
 The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the peak private
 memory of real ``nst.transfer`` runs (2 steps, paper settings, one fresh process per size).
@@ -61,6 +63,10 @@ BASELINE_CPU = 560 * 2**20
 ACTIVATION_FACTOR = 2.52
 #: Float32-sized image copies per unknown besides the optimiser's state (see the docstring).
 IMAGE_COPIES = 8
+#: Working vectors of :func:`nst_utils.lbfgsb.minimize_in_box` besides its history: the
+#: direction, the projected trial point, the previous iterate and gradient, the two-loop's
+#: copy, the line search's best point and gradient, the bound masks.
+LBFGS_VECTORS = 8
 #: Sizes :func:`largest_fitting_size` reports are multiples of this.
 SIZE_MULTIPLE = 32
 
@@ -114,10 +120,14 @@ def weight_bytes(deepest_layer: str, reduced_precision: bool = False, winograd: 
 
 
 def optimizer_bytes(unknowns: int, optimizer: str, lbfgs_history: int) -> int:
-    """L-BFGS-B's float64 workspace (scipy) or Adam's two float32 moment buffers."""
+    """The optimiser's state: the PyTorch L-BFGS's ``m`` curvature pairs and its working vectors
+    (float32, on the image's device), SciPy L-BFGS-B's float64 workspace, or Adam's two moment
+    buffers."""
+    m = lbfgs_history
     if optimizer == "adam":
         return 2 * unknowns * 4
-    m = lbfgs_history
+    if optimizer == "lbfgs":
+        return (2 * m + LBFGS_VECTORS) * unknowns * 4
     return ((2 * m + 5) * unknowns + 11 * m * m + 8 * m) * 8
 
 

@@ -129,7 +129,7 @@ class WinogradConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.groups != 1 \
-                or conv.dilation != (1, 1):
+                or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
             raise ValueError(f"WinogradConv2d needs a 3x3 stride-1 padding-1 convolution, got {conv}")
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         weight = conv.weight.detach()
@@ -162,9 +162,11 @@ def winograd_map(height: int, width: int) -> bool:
 
 
 def use_winograd(conv: nn.Module) -> bool:
-    """Whether to replace ``conv`` with a :class:`WinogradConv2d` (a 3x3 stride-1 layer, see above)."""
+    """Whether to replace ``conv`` with a :class:`WinogradConv2d` (a 3x3 stride-1 zero-padded layer,
+    see above; reflect and circular padding keep the direct convolution)."""
     return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.padding == (1, 1) and conv.groups == 1 and conv.dilation == (1, 1)
+            and conv.padding == (1, 1) and conv.padding_mode == "zeros" and conv.groups == 1
+            and conv.dilation == (1, 1)
             and winograd_layer(conv.in_channels, conv.out_channels))
 
 

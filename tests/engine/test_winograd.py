@@ -145,3 +145,13 @@ def test_features_and_gradients_of_the_caffe_network_agree() -> None:
     for name in layers:
         assert _rel(fast[name], direct[name]) < 1e-3, name
     assert _rel(g_fast, g_direct) < 1e-3
+
+
+def test_reflect_and_circular_padding_keep_the_direct_convolution() -> None:
+    conv = nn.Conv2d(128, 256, 3, padding=1, padding_mode="circular")
+    assert not use_winograd(conv)
+    with pytest.raises(ValueError, match="padding-1 convolution"):
+        WinogradConv2d(conv)
+    extractor = make_extractor(PAPER.replace(weights="random", device="cpu", conv_algorithm="winograd",
+                                             padding="reflect"))
+    assert extractor.conv_algorithm == "direct" and extractor.padding == "reflect"

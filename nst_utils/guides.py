@@ -1,0 +1,121 @@
+"""Spatial control (Gatys et al., CVPR 2017, sec. 4): a style per region, with guided Gram matrices.
+
+A *guide* (guidance channel) ``T_r`` is a mask in ``[0, 1]`` the size of an image that says where
+region ``r`` is: the sky, the houses. To style each region of the output with its own style, the
+Gram matrices are computed on the features weighted by the region's guide (the loss is in
+:func:`nst_utils.losses.guided_gram_matrix`), for the output with the output's guides and for
+each style image with its own (all ones when the whole painting is the region's style).
+
+The guides must be known at every style layer's resolution. The network halves the resolution at
+each pooling, and each feature there sees a receptive field that grows with depth, so the guide of
+a layer is the image's guide reduced to that layer's map size (``"simple"``, area averaging),
+optionally *eroded* so that a feature counts only where its 3x3 neighbourhood lies inside the
+region (``"inside"``, the paper's choice and the default): near a border, features mix both
+regions' content, and leaving them out keeps each region's statistics clean.
+
+Masks come from images (any grey or colour image; grey values are the region's weight, its
+complement the other region's) or from :func:`split_guides`, a horizontal (sky/ground) or vertical
+split. All guides here are float32 ``(1, 1, H, W)`` tensors in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import GUIDE_MODES
+from .layers import LAYER_STRIDE
+
+#: Erosion neighbourhood for "inside": the 3x3 receptive field of one more convolution.
+ERODE = 3
+
+
+def split_guides(shape: tuple[int, int], fraction: float = 0.5, direction: str = "horizontal") -> list[Tensor]:
+    """Two complementary guides for an image of ``shape`` ``(H, W)``: with ``"horizontal"``, the
+    top ``fraction`` of the rows (the sky) and the rest (the ground); ``"vertical"``: left and right."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"split fraction must lie strictly between 0 and 1, got {fraction}")
+    if direction not in ("horizontal", "vertical"):
+        raise ValueError(f"unknown split direction {direction!r}; expected horizontal or vertical")
+    h, w = shape
+    first = torch.zeros(1, 1, h, w)
+    if direction == "horizontal":
+        first[..., : round(h * fraction), :] = 1
+    else:
+        first[..., :, : round(w * fraction)] = 1
+    return [first, 1 - first]
+
+
+def load_guide(source: str | os.PathLike | Tensor, shape: tuple[int, int]) -> Tensor:
+    """A guide from an image file (or a tensor), at ``shape`` ``(H, W)``; its luminance is the weight.
+
+    Raises ``ValueError`` (one line, naming the file) for an unreadable file or a guide whose size
+    differs from ``shape``: a mask drawn for another image would put the regions in the wrong place.
+    """
+    if isinstance(source, Tensor):
+        guide = source.detach().float()
+        while guide.dim() < 4:
+            guide = guide.unsqueeze(0)
+        name = "the guide tensor"
+    else:
+        from .images import load_image
+
+        name = str(source)
+        guide = load_image(source)  # ImageError (a ValueError) names an unreadable file
+        guide = (0.299 * guide[:, 0] + 0.587 * guide[:, 1] + 0.114 * guide[:, 2]).unsqueeze(1)
+    if guide.dim() != 4 or guide.shape[:2] != (1, 1):
+        if guide.dim() == 4 and guide.shape[1] == 3:
+            guide = guide.mean(dim=1, keepdim=True)
+        else:
+            raise ValueError(f"{name}: a guide must be one channel (H, W), got shape {tuple(guide.shape)}")
+    if tuple(guide.shape[-2:]) != tuple(shape):
+        raise ValueError(
+            f"{name}: mask is {guide.shape[-1]}x{guide.shape[-2]} pixels but the image is "
+            f"{shape[1]}x{shape[0]}; draw the mask at the image's size"
+        )
+    return guide.clamp(0, 1)
+
+
+def complement(guide: Tensor) -> list[Tensor]:
+    """``[T, 1 - T]``: one mask as two regions."""
+    return [guide, 1 - guide]
+
+
+def guide_at(guide: Tensor, shape: tuple[int, int], mode: str = "inside") -> Tensor:
+    """``guide`` carried to a feature map of ``shape`` ``(H_l, W_l)``: area-averaged, then (``"inside"``)
+    eroded so that only features whose 3x3 neighbourhood lies inside the region keep their weight."""
+    if mode not in GUIDE_MODES:
+        raise ValueError(f"unknown guide mode {mode!r}; expected one of {', '.join(GUIDE_MODES)}")
+    small = F.adaptive_avg_pool2d(guide, shape) if tuple(guide.shape[-2:]) != tuple(shape) else guide
+    if mode == "inside":
+        # Erosion is a minimum over the neighbourhood: minus the max-pool of minus the guide.
+        # Replicated borders: the image's edge is not a region boundary.
+        padded = F.pad(-small, (ERODE // 2,) * 4, mode="replicate")
+        small = -F.max_pool2d(padded, ERODE, stride=1)
+    return small
+
+
+def check_guides(guides: Sequence[Tensor], count: int, what: str = "styles") -> None:
+    """One guide per style, none empty."""
+    if len(guides) != count:
+        raise ValueError(f"{len(guides)} masks given for {count} {what}; give one mask per style")
+    for index, g in enumerate(guides):
+        if float(g.sum()) == 0:
+            raise ValueError(f"mask {index + 1} is empty: its region has no pixel")
+
+
+def feature_shape(shape: tuple[int, int], layer: str) -> tuple[int, int]:
+    """The map size ``(H_l, W_l)`` of ``layer`` for an input of ``shape``: each 2x2 pooling
+    before it halves each side, rounding down."""
+    stride = LAYER_STRIDE[layer]
+    return shape[0] // stride, shape[1] // stride
+
+
+def layer_guides(guide: Tensor, layers: Iterable[str], mode: str = "inside") -> dict[str, Tensor]:
+    """``{layer: the guide at that layer's resolution}``."""
+    shape = tuple(guide.shape[-2:])
+    return {name: guide_at(guide, feature_shape(shape, name), mode) for name in layers}

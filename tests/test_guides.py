@@ -1,0 +1,107 @@
+"""Spatial control (Gatys et al. 2017): guides, guided Gram matrices, a style per region."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from nst_utils import PAPER
+from nst_utils.guides import feature_shape, guide_at, layer_guides, load_guide, split_guides
+from nst_utils.losses import gram_matrix, guided_gram_matrix, guided_style_layer_loss, style_layer_loss
+from nst_utils.recipes import transfer
+
+
+def test_split_guides_are_complementary_halves():
+    top, bottom = split_guides((10, 6), 0.3)
+    assert top[..., :3, :].eq(1).all() and top[..., 3:, :].eq(0).all()
+    torch.testing.assert_close(top + bottom, torch.ones(1, 1, 10, 6))
+    left, _ = split_guides((4, 8), 0.25, "vertical")
+    assert left[..., :2].eq(1).all() and left[..., 2:].eq(0).all()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        split_guides((4, 4), 1.0)
+
+
+def test_feature_shape_follows_the_poolings():
+    assert feature_shape((100, 75), "relu1_1") == (100, 75)
+    assert feature_shape((100, 75), "relu3_1") == (25, 18)
+    assert feature_shape((100, 75), "pool5") == (3, 2)
+
+
+def test_inside_erodes_at_the_border_and_simple_does_not():
+    top, _ = split_guides((32, 32))
+    simple = guide_at(top, (8, 8), "simple")
+    inside = guide_at(top, (8, 8), "inside")
+    assert simple[..., :4, :].eq(1).all() and simple[..., 4:, :].eq(0).all()
+    assert inside[..., :3, :].eq(1).all() and inside[..., 3:, :].eq(0).all()  # one row eroded
+    assert guide_at(torch.ones(1, 1, 16, 16), (4, 4)).eq(1).all()  # the image's edge is no boundary
+    guides = layer_guides(top, ["relu1_1", "relu4_1"])
+    assert guides["relu1_1"].shape[-2:] == (32, 32) and guides["relu4_1"].shape[-2:] == (4, 4)
+
+
+def test_a_full_guide_gives_the_papers_style_loss():
+    feats, other = torch.rand(1, 8, 12, 10), torch.rand(1, 8, 12, 10)
+    full = torch.ones(1, 1, 12, 10)
+    torch.testing.assert_close(guided_gram_matrix(feats, full), gram_matrix(feats) / 120)
+    target = guided_gram_matrix(other, full)
+    torch.testing.assert_close(guided_style_layer_loss(feats, full, target),
+                               style_layer_loss(feats, gram_matrix(other)))
+
+
+def test_the_guided_gram_sees_only_its_region():
+    feats = torch.rand(1, 4, 8, 8)
+    top, bottom = split_guides((8, 8))
+    changed = feats.clone()
+    changed[..., 4:, :] = 5.0  # only the bottom half changes
+    torch.testing.assert_close(guided_gram_matrix(changed, top), guided_gram_matrix(feats, top))
+    assert not torch.allclose(guided_gram_matrix(changed, bottom), guided_gram_matrix(feats, bottom))
+    assert guided_gram_matrix(feats, torch.zeros(1, 1, 8, 8)).abs().max() == 0  # empty: zeros, no NaN
+
+
+def test_load_guide_refuses_a_mask_of_the_wrong_size_or_an_unreadable_file(tmp_path):
+    path = tmp_path / "mask.png"
+    Image.new("L", (80, 60), 255).save(path)
+    assert load_guide(path, (60, 80)).eq(1).all()
+    with pytest.raises(ValueError, match=r"mask\.png: mask is 80x60 pixels but the image is 64x48"):
+        load_guide(path, (48, 64))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png: not an image"):
+        load_guide(tmp_path / "broken.png", (60, 80))
+
+
+def test_masks_must_match_the_styles_and_the_content():
+    content = torch.rand(1, 3, 48, 64)
+    cfg = PAPER.replace(size=64, steps=1, weights="random", device="cpu")
+    with pytest.raises(ValueError, match="1 masks given for 2 styles"):
+        transfer(content, [content, content], cfg, masks=[torch.ones(1, 1, 48, 64)])
+    with pytest.raises(ValueError, match="mask is 64x64 pixels but the image is 64x48"):
+        transfer(content, [content, content], cfg, masks=split_guides((64, 64)))
+    with pytest.raises(ValueError, match="mask 2 is empty"):
+        transfer(content, [content, content], cfg, masks=[torch.ones(1, 1, 48, 64), torch.zeros(1, 1, 48, 64)])
+
+
+def _flat(rgb, shape=(64, 64)):
+    return torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, *shape).contiguous()
+
+
+def test_each_region_takes_its_own_style_and_not_the_other():
+    """Red style on the top half, blue on the bottom, from a grey start: measured by colour."""
+    grey = _flat((0.5, 0.5, 0.5))
+    red, blue = _flat((0.85, 0.15, 0.15)), _flat((0.15, 0.15, 0.85))
+    cfg = PAPER.replace(size=64, steps=40, device="cpu", ratio=1e-6, init="content",
+                        style_layers=("relu1_1", "relu2_1"), content_layers=("relu2_1",))
+    result = transfer(grey, [red, blue], cfg, masks=split_guides((64, 64)))
+    image = result.image[0]
+    top, bottom = image[:, 4:28].mean(dim=(1, 2)), image[:, 36:60].mean(dim=(1, 2))
+    assert top[0] - top[2] > 0.2, top  # red above
+    assert bottom[2] - bottom[0] > 0.2, bottom  # blue below
+
+
+def test_a_blend_with_all_weight_on_one_style_is_that_style():
+    content, first, second = (torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    cfg = PAPER.replace(size=48, steps=3, device="cpu", weights="random")
+    alone = transfer(content, first, cfg)
+    blended = transfer(content, [first, second], cfg.replace(style_blend=(2.0, 0.0)))
+    assert [h.total for h in blended.history] == pytest.approx([h.total for h in alone.history], rel=1e-5)
+    halves = transfer(content, [first, second], cfg.replace(style_blend=(1.0, 1.0)))
+    assert halves.history[0].total != pytest.approx(alone.history[0].total, rel=1e-3)
