@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION_FILE = Path(__file__).with_name("memory_calibration.json")
+#: Steps per measured run: the PyTorch L-BFGS adds a curvature pair per step up to its history
+#: (20 by default), so its peak is reached only once the history is full.
+STEPS = 22
 
 
 def run_child(spec: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
@@ -38,7 +41,7 @@ def run_child(spec: dict[str, Any], timeout: float | None = None) -> dict[str, A
     return json.loads(lines[-1])
 
 
-def measure_peak(size: int, *, steps: int = 2, device: str = "cpu", **options: Any) -> dict[str, Any]:
+def measure_peak(size: int, *, steps: int = STEPS, device: str = "cpu", **options: Any) -> dict[str, Any]:
     """Peak RSS (CPU) or ``max_memory_allocated`` (CUDA) of ``nst.transfer`` at ``size`` px."""
     return run_child({"impl": "memory", "size": size, "steps": steps, "device": device, **options})
 
@@ -53,7 +56,7 @@ def config_of(row: dict[str, Any]) -> TransferConfig:
                        conv_algorithm="winograd" if row["winograd"] else "direct")
 
 
-def calibrate(sizes: Iterable[int], *, steps: int = 2, device: str = "cpu") -> list[dict[str, Any]]:
+def calibrate(sizes: Iterable[int], *, steps: int = STEPS, device: str = "cpu") -> list[dict[str, Any]]:
     """Measure each size in its own process and add the current estimate and its error."""
     from nst_utils.engine.memory import estimate_peak_memory
 

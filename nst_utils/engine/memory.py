@@ -31,7 +31,8 @@ unknowns it adds, in bytes:
   Adam's two moment buffers (``2 n`` floats).
 
 The two fitted constants (``BASELINE_CPU``, ``ACTIVATION_FACTOR``) come from the peak private
-memory of real ``nst.transfer`` runs (2 steps, paper settings, one fresh process per size).
+memory of real ``nst.transfer`` runs (22 steps, so that the L-BFGS history is full; paper settings,
+one fresh process per size).
 The runs, the estimate and its error for each are in ``benchmarks/memory_calibration.json``
 (regenerate with ``python -m benchmarks --memory-only --sizes 128,256,512,768,1024``; the README
 quotes them); ``tests/engine/test_memory.py`` holds the estimate to 15 % of them. A process that
