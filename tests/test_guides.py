@@ -105,3 +105,17 @@ def test_a_blend_with_all_weight_on_one_style_is_that_style():
     assert [h.total for h in blended.history] == pytest.approx([h.total for h in alone.history], rel=1e-5)
     halves = transfer(content, [first, second], cfg.replace(style_blend=(1.0, 1.0)))
     assert halves.history[0].total != pytest.approx(alone.history[0].total, rel=1e-3)
+
+
+def test_a_style_mask_takes_the_style_from_a_region_of_the_painting():
+    """A painting red on top, blue below; its mask picks the red half, so the output turns red."""
+    painting = torch.cat([_flat((0.85, 0.15, 0.15), (32, 64)), _flat((0.15, 0.15, 0.85), (32, 64))], dim=2)
+    grey = _flat((0.5, 0.5, 0.5))
+    cfg = PAPER.replace(size=64, steps=30, device="cpu", ratio=1e-6, init="content",
+                        style_layers=("relu1_1", "relu2_1"), content_layers=("relu2_1",))
+    full = torch.ones(1, 1, 64, 64)
+    top, _ = split_guides((64, 64))
+    red = transfer(grey, [painting], cfg, masks=[full], style_masks=[top]).image[0].mean(dim=(1, 2))
+    assert red[0] - red[2] > 0.2, red
+    with pytest.raises(ValueError, match="2 style masks given for 1 style images"):
+        transfer(grey, [painting], cfg, masks=[full], style_masks=[top, top])
