@@ -108,7 +108,7 @@ def layer_shares_html(layer_losses: dict[str, float], content_layers: Iterable[s
             f"<span style='width:56px;font-family:monospace'>{name}</span>"
             f"<span style='display:inline-block;width:160px;background:#eee;height:10px'>"
             f"<span style='display:block;width:{share:.1f}%;background:{color};height:10px'></span></span>"
-            f"<span style='width:90px'>{share:5.1f} % · {value:.2g}</span></div>"
+            f"<span style='width:120px;white-space:nowrap'>{share:5.1f} % · {value:.2g}</span></div>"
         )
     legend = ("<div style='font-size:11px;color:#555'>share of the loss: "
               "<span style='color:#d95f02'>■</span> α·L<sub>content</sub> "
