@@ -137,7 +137,7 @@ def _set_ratio_and_run(page, expect, ratio: str, shown: str) -> tuple[str, str]:
                                 timeout=RUN_TIMEOUT_MS)
     expect(preview).not_to_have_attribute("src", src_before)  # the image really changed
     # a bar per layer with its share of the loss: the content layer and the five style layers
-    expect(page.locator(".nst-shares").last).to_contain_text(re.compile(r"relu4_2.*relu1_1.*relu5_1", re.S))
+    expect(page.locator(".nst-shares").last).to_contain_text(re.compile(r"relu4_2.*relu1_1.*relu5_1", re.DOTALL))
     return preview.get_attribute("src"), status.inner_text()
 
 

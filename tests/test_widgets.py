@@ -345,7 +345,7 @@ def test_the_layer_bars_are_pure_and_empty_before_a_run():
 
 def _upload(name: str, data: bytes) -> tuple[dict, ...]:
     return ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
-             "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
+             "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)},)
 
 
 def test_an_uploaded_image_becomes_the_content_and_a_bad_one_is_refused(photo, style, tmp_path):
