@@ -4,7 +4,8 @@
 #      the box on the device, the memory estimate against torch.cuda.max_memory_allocated), and the
 #      optimiser's and losses' unit tests;
 #   2. benchmarks/gpu_check.py: 300 steps at 512 px in float32 and bfloat16 autocast, the memory
-#      estimate against the measured peak, and the panel's loop with a mid-run ratio change, as one table.
+#      estimate against the measured peak, the panel's loop with a mid-run ratio change, and chapter
+#      4's two-region luminance-only transfer (masks made on the host), as one table.
 # Usage: bash benchmarks/gpu_check.sh [PYTHON]   (default .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."

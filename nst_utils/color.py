@@ -107,6 +107,7 @@ def recombine(result: Tensor, content: Tensor) -> Tensor:
     that interval, instead of clipping R, G and B, keeps the content's ``I`` and ``Q`` exactly."""
     _check_rgb(result, "result")
     _check_rgb(content, "content")
+    content = content.to(result.device, result.dtype)  # the photo may still be on the host
     if content.shape[-2:] != result.shape[-2:]:
         from .images import resize
 

@@ -119,5 +119,5 @@ def test_the_gpu_check_runs_its_checks_on_the_cpu(capsys: pytest.CaptureFixture[
     assert gpu_check.main(["--device", "cpu", "--size", "48", "--steps", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("device: CPU")
-    rows = [line for line in out if line.startswith(("| transfer", "| panel"))]
-    assert len(rows) == 3 and all(row.rstrip().endswith("| True |") for row in rows), out
+    rows = [line for line in out if line.startswith(("| transfer", "| panel", "| two regions"))]
+    assert len(rows) == 4 and all(row.rstrip().endswith("| True |") for row in rows), out
