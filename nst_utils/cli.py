@@ -216,7 +216,7 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     )
 
 
-def _masks(args: argparse.Namespace, cfg: TransferConfig) -> list | None:
+def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
     """The region masks: files (checked against the content's size by the run) or a split."""
     if args.mask and args.split:
         raise UsageError("give either --mask or --split, not both")
@@ -226,9 +226,7 @@ def _masks(args: argparse.Namespace, cfg: TransferConfig) -> list | None:
         if not 0 < args.split_at < 1:
             raise UsageError(f"--split-at must lie between 0 and 1, got {args.split_at:g}")
         from .guides import split_guides
-        from .images import load_image
 
-        shape = tuple(load_image(args.content, cfg.size).shape[-2:])
         return split_guides(shape, args.split_at, args.split)
     if args.mask and len(args.mask) != len(args.style):
         raise UsageError(f"{len(args.mask)} --mask given for {len(args.style)} styles; give one per style")
@@ -252,7 +250,8 @@ def _execute(args: argparse.Namespace, cfg: TransferConfig, callbacks: list) -> 
 
     if args.command == "transfer":
         styles = args.style if len(args.style) > 1 else args.style[0]
-        result = transfer(args.content, styles, cfg, masks=_masks(args, cfg), callbacks=callbacks)
+        content = load_image(args.content, cfg.size)  # once: a split needs its shape
+        result = transfer(content, styles, cfg, masks=_masks(args, tuple(content.shape[-2:])), callbacks=callbacks)
         inputs = {"command": "transfer", "content": args.content, "style": styles}
         if args.mask or args.split:
             inputs["masks"] = args.mask or f"{args.split} split at {args.split_at:g}"

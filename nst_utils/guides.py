@@ -62,11 +62,11 @@ def load_guide(source: str | os.PathLike | Tensor, shape: tuple[int, int]) -> Te
             guide = guide.unsqueeze(0)
         name = "the guide tensor"
     else:
+        from .color import luminance
         from .images import load_image
 
         name = str(source)
-        guide = load_image(source)  # ImageError (a ValueError) names an unreadable file
-        guide = (0.299 * guide[:, 0] + 0.587 * guide[:, 1] + 0.114 * guide[:, 2]).unsqueeze(1)
+        guide = luminance(load_image(source))  # ImageError (a ValueError) names an unreadable file
     if guide.dim() != 4 or guide.shape[:2] != (1, 1):
         if guide.dim() == 4 and guide.shape[1] == 3:
             guide = guide.mean(dim=1, keepdim=True)
@@ -78,11 +78,6 @@ def load_guide(source: str | os.PathLike | Tensor, shape: tuple[int, int]) -> Te
             f"{shape[1]}x{shape[0]}; draw the mask at the image's size"
         )
     return guide.clamp(0, 1)
-
-
-def complement(guide: Tensor) -> list[Tensor]:
-    """``[T, 1 - T]``: one mask as two regions."""
-    return [guide, 1 - guide]
 
 
 def guide_at(guide: Tensor, shape: tuple[int, int], mode: str = "inside") -> Tensor:
@@ -99,10 +94,10 @@ def guide_at(guide: Tensor, shape: tuple[int, int], mode: str = "inside") -> Ten
     return small
 
 
-def check_guides(guides: Sequence[Tensor], count: int, what: str = "styles") -> None:
-    """One guide per style, none empty."""
-    if len(guides) != count:
-        raise ValueError(f"{len(guides)} masks given for {count} {what}; give one mask per style")
+def check_guides(guides: Sequence[Tensor], count: int | None = None) -> None:
+    """None empty, and (unless ``count`` is None) one guide per style."""
+    if count is not None and len(guides) != count:
+        raise ValueError(f"{len(guides)} masks given for {count} styles; give one mask per style")
     for index, g in enumerate(guides):
         if float(g.sum()) == 0:
             raise ValueError(f"mask {index + 1} is empty: its region has no pixel")

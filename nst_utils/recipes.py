@@ -267,18 +267,18 @@ def transfer(
     optionally restricts each style to a region of its painting). ``config.preserve_color``
     keeps the content's colours (:mod:`nst_utils.color`).
     """
-    c, styles = load_pair(content, _style_list(style), config)  # bad images fail before anything large
-    guides = _guides(masks, len(styles), tuple(c.shape[-2:]))
+    # Bad images and masks fail here, the rest of the checks in run(): before anything large.
+    c, styles = load_pair(content, _style_list(style), config)
+    guides = None if masks is None else [load_guide(m, tuple(c.shape[-2:])) for m in masks]
     style_guides = _style_guides(style_masks, styles)
-    _check_blend(config, len(styles), guides)  # before anything large is allocated
     original = c
     if config.preserve_color == "histogram":
         styles = [match_color(s, c, config.color_basis) for s in styles]
     elif config.preserve_color == "luminance":
         pairs = [luminance_inputs(c, s) for s in styles]
         c, styles = pairs[0][0], [gray_style for _, gray_style in pairs]
-    result = run(config, content=c, style=styles if len(styles) > 1 or guides else styles[0],
-                 guides=guides, style_guides=style_guides, extractor=extractor, callbacks=callbacks, live=live)
+    result = run(config, content=c, style=styles, guides=guides, style_guides=style_guides,
+                 extractor=extractor, callbacks=callbacks, live=live)
     if config.preserve_color == "luminance":  # the stylised luminance, the photograph's colours
         result.image, result.content = recombine(result.image, original), original
     return result
@@ -291,21 +291,13 @@ def _check_blend(config: TransferConfig, styles: int, guides) -> None:
         blend_weights(config, styles)  # one weight per style, or a one-line error
 
 
-def _guides(masks, count: int, shape: tuple[int, int]) -> list[Tensor] | None:
-    if masks is None:
-        return None
-    guides = [load_guide(m, shape) for m in masks]
-    check_guides(guides, count)
-    return guides
-
-
 def _style_guides(masks, styles: list[Tensor]) -> list[Tensor | None] | None:
     if masks is None:
         return None
     if len(masks) != len(styles):
         raise ValueError(f"{len(masks)} style masks given for {len(styles)} style images")
     guides = [None if m is None else load_guide(m, tuple(s.shape[-2:])) for m, s in zip(masks, styles)]
-    check_guides([g for g in guides if g is not None], sum(g is not None for g in guides))
+    check_guides([g for g in guides if g is not None])
     return guides
 
 

@@ -402,7 +402,7 @@ class TransferPanel(widgets.VBox):
         files = change["new"]
         if not files:
             return
-        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
+        item = files[0]  # ipywidgets 8: a tuple of dicts
         name = item.get("name", "upload")
         try:
             image = decode_image(bytes(item["content"]), name)
@@ -415,9 +415,9 @@ class TransferPanel(widgets.VBox):
         else:
             self._style = image
         self.status.value = f"{kind}: {name} ({checked.shape[-1]}×{checked.shape[-2]} px) · press Run"
-        self._show_initial(self.config_or_base())
+        self._show_initial(self._config_or_base())
 
-    def config_or_base(self) -> TransferConfig:
+    def _config_or_base(self) -> TransferConfig:
         try:
             return self.config()
         except ValueError:

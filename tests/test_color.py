@@ -108,7 +108,7 @@ def test_histogram_transfer_runs_on_the_matched_style(held_out_pair, monkeypatch
     real_run = recipes.run
 
     def spy(config, **kwargs):
-        seen["style"] = kwargs["style"]
+        (seen["style"],) = kwargs["style"]  # the one (recoloured) style image
         return real_run(config, **kwargs)
 
     monkeypatch.setattr(recipes, "run", spy)
