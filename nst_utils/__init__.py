@@ -21,26 +21,16 @@ from .config import (
     TransferConfig,
     run_settings,
 )
+from .device import resolve_device
 from .features import VGG19Features
 from .images import ImageError, load_image, read_metadata, resize, save_image, to_display, to_pil
 from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYERS, check_layers
+from .loop import RunResult, run
 from .losses import content_loss, content_loss_paper, gram_matrix, style_layer_loss, style_loss, tv_loss
+from .objective import MatchingObjective, content_targets, initial_image, style_targets
 from .optimize import OptimizeResult, StepInfo, optimize
-from .recipes import (
-    MatchingObjective,
-    RunResult,
-    content_targets,
-    initial_image,
-    make_extractor,
-    reconstruct_content,
-    resolve_device,
-    run,
-    style_targets,
-    synthesize_texture,
-    transfer,
-)
-
-__version__ = "0.2.0"
+from .recipes import make_extractor, reconstruct_content, synthesize_texture, transfer
+from .version import __version__  # noqa: F401 (the package's version, read by tools)
 
 #: Submodules loaded on first use (``nst.widgets`` needs ipywidgets, which only the notebooks need).
 _LAZY_SUBMODULES = ("callbacks", "cli", "color", "guides", "normalization", "plotting", "samples", "widgets")

@@ -89,6 +89,20 @@ def _size_list(text: str) -> tuple[int, ...]:
     return tuple(_positive_int(part) for part in text.split(",") if part.strip())
 
 
+def _pyramid(text: str) -> tuple[int, ...] | str:
+    """``auto`` (the default schedule), ``none`` (one level) or sizes such as ``128,256``."""
+    if text.strip().lower() in ("auto", "none"):
+        return "auto" if text.strip().lower() == "auto" else ()
+    return _size_list(text)
+
+
+def _fraction(text: str) -> float:
+    value = _number(text, allow_zero=True)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
 def _weights_list(text: str) -> tuple[float, ...]:
     return tuple(_nonnegative_float(part) for part in text.split(",") if part.strip())
 
@@ -96,7 +110,13 @@ def _weights_list(text: str) -> tuple[float, ...]:
 def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="output PNG path")
     p.add_argument("--size", type=_positive_int, default=PAPER.size, help="longest side in pixels (%(default)s)")
-    p.add_argument("--steps", type=_positive_int, default=default_steps, help="optimiser steps (%(default)s)")
+    p.add_argument("--steps", type=_positive_int, default=default_steps,
+                   help="the most optimiser steps (of the last level with a pyramid) (%(default)s)")
+    p.add_argument("--plateau-tol", type=_fraction, default=PAPER.plateau_tol,
+                   help="stop a level once the loss improved by less than this (relative) over "
+                        "--plateau-window steps; 0 runs every step (%(default)s)")
+    p.add_argument("--plateau-window", type=_positive_int, default=PAPER.plateau_window,
+                   help="steps over which --plateau-tol is judged (%(default)s)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=PAPER.optimizer)
     p.add_argument("--history", type=_positive_int, default=PAPER.lbfgs_history, help="L-BFGS history")
     p.add_argument("--lr", type=_positive_float, default=PAPER.adam_lr, help="Adam learning rate")
@@ -134,10 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tv-weight", type=_nonnegative_float, default=PAPER.tv_weight)
     t.add_argument("--style-scale", choices=STYLE_SCALES, default=PAPER.style_scale,
                    help="style resized to the content's size (paper) or kept at its own aspect")
-    t.add_argument("--pyramid", type=_size_list, default=PAPER.pyramid,
-                   help="coarse-to-fine: sizes to optimise at first, e.g. 256,512 before --size 1024")
-    t.add_argument("--pyramid-steps", type=_positive_int, default=None,
-                   help="steps at each coarser size (default: --steps)")
+    t.add_argument("--pyramid", type=_pyramid, default=PAPER.pyramid,
+                   help="coarse-to-fine: auto (levels chosen from --size), none (one level, as in the "
+                        "paper) or the sizes to optimise at first, e.g. 256,512 before --size 1024 (%(default)s)")
+    t.add_argument("--pyramid-steps", type=_positive_int, default=PAPER.pyramid_steps,
+                   help="the most steps at each coarser level (%(default)s)")
     t.add_argument("--preserve-color", choices=COLOR_METHODS, default=PAPER.preserve_color,
                    help="keep the content's colours: luminance-only transfer or colour histogram matching")
     t.add_argument("--color-basis", choices=COLOR_BASES, default=PAPER.color_basis,
@@ -197,20 +218,22 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         size=args.size, steps=args.steps, optimizer=args.optimizer, lbfgs_history=args.history,
         adam_lr=args.lr, pooling=args.pooling, weights=args.weights, seed=args.seed, device=args.device,
         precision=args.precision, conv_algorithm=args.conv_algorithm, padding=args.padding,
+        plateau_tol=args.plateau_tol, plateau_window=args.plateau_window,
     )
-    if args.command == "content":
+    if args.command == "content":  # one level, as reconstruct_content runs it
         if len(args.layer) != 1:
             raise UsageError("--layer takes exactly one layer")
-        return cfg.replace(content_layers=args.layer, style_layers=())
+        return cfg.replace(content_layers=args.layer, style_layers=(), pyramid=())
     if args.command == "style":
         if args.layer_weights and len(args.layer_weights) != len(args.layers):
             raise UsageError(f"{len(args.layer_weights)} --layer-weights given for {len(args.layers)} --layers")
-        return cfg.replace(content_layers=(), style_layers=args.layers, style_layer_weights=args.layer_weights)
+        return cfg.replace(content_layers=(), style_layers=args.layers, style_layer_weights=args.layer_weights,
+                           pyramid=())
     ratio, beta = _ratio_and_beta(args)
     return cfg.replace(
         ratio=ratio, style_weight=beta, content_layers=args.content_layers, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
-        style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps or 0,
+        style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps,
         preserve_color=args.preserve_color, color_basis=args.color_basis, style_blend=args.style_blend,
         guide_mode=args.guide_mode,
     )
@@ -233,47 +256,69 @@ def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
     return args.mask
 
 
-def _peak_memory_mb(device: Any) -> float:
-    import torch
-
-    if getattr(device, "type", "cpu") == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    from .engine.memory import peak_private_memory
-
-    return peak_private_memory() / 2**20
-
-
-def _execute(args: argparse.Namespace, cfg: TransferConfig, callbacks: list) -> tuple[Any, dict[str, Any]]:
-    """Run the command through the package's one run loop; returns the result and its inputs."""
+def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tuple[Any, dict[str, Any], Any]:
+    """Load the inputs, say how long the run will take, and run the command through the package's
+    run loop; returns the result, a description of its inputs, and the forecast."""
     from .images import load_image
     from .recipes import reconstruct_content, synthesize_texture, transfer
 
-    if args.command == "transfer":
-        styles = args.style if len(args.style) > 1 else args.style[0]
-        content = load_image(args.content, cfg.size)  # once: a split needs its shape
-        result = transfer(content, styles, cfg, masks=_masks(args, tuple(content.shape[-2:])), callbacks=callbacks)
-        inputs = {"command": "transfer", "content": args.content, "style": styles}
-        if args.mask or args.split:
-            inputs["masks"] = args.mask or f"{args.split} split at {args.split_at:g}"
-        return result, inputs
-    image = load_image(args.image, cfg.size)
-    if args.command == "content":
-        result = reconstruct_content(image, cfg.content_layers[0], config=cfg, callbacks=callbacks)
-    else:
-        result = synthesize_texture(image, config=cfg, callbacks=callbacks)
-    return result, {"command": args.command, "image": args.image}
+    image = load_image(args.content if args.command == "transfer" else args.image, cfg.size)
+    shape = tuple(image.shape[-2:])
+    styles = args.style if args.command == "transfer" else []
+    forecast = _forecast(args, cfg, shape, max(1, len(styles)), quiet)
+    progress = None if quiet else _progress(args, cfg, forecast)
+    callbacks = [progress] if progress else []
+    try:
+        if args.command == "transfer":
+            style = styles if len(styles) > 1 else styles[0]
+            result = transfer(image, style, cfg, masks=_masks(args, shape), callbacks=callbacks)
+            inputs = {"command": "transfer", "content": args.content, "style": style}
+            if args.mask or args.split:
+                inputs["masks"] = args.mask or f"{args.split} split at {args.split_at:g}"
+        elif args.command == "content":
+            result = reconstruct_content(image, cfg.content_layers[0], config=cfg, callbacks=callbacks)
+            inputs = {"command": args.command, "image": args.image}
+        else:
+            result = synthesize_texture(image, config=cfg, callbacks=callbacks)
+            inputs = {"command": args.command, "image": args.image}
+    finally:
+        if progress is not None:
+            progress.close()
+    return result, inputs, forecast
 
 
-def _progress(args: argparse.Namespace, cfg: TransferConfig) -> Any:
-    """A progress bar titled with the memory estimate (a square image of --size: an upper bound)."""
+def _forecast(args: argparse.Namespace, cfg: TransferConfig, shape: tuple[int, int], styles: int, quiet: bool):
+    """The run's :class:`~nst_utils.engine.Forecast`, said on stderr before it starts (unless --quiet)."""
+    from .engine import forecast
+
+    said = forecast(cfg, shape, styles)
+    if said.too_large:
+        raise UsageError(said.too_large)
+    if not quiet:
+        levels = " -> ".join(f"{side} px" for side, _ in cfg.levels())
+        print(f"nst: {args.command} {shape[1]}x{shape[0]} px ({levels}) on {said.machine.device}: about "
+              f"{_duration(said.seconds)} (at most {_duration(said.at_most)}), "
+              f"peak memory about {said.memory / 2**20:.0f} MiB", file=sys.stderr)
+    return said
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def _progress(args: argparse.Namespace, cfg: TransferConfig, said: Any) -> Any:
+    """A progress bar over the most steps of every level (a level that converges ends early)."""
     from .callbacks import ProgressBar
-    from .engine.memory import estimate_peak_memory
 
-    total = sum(steps for _, steps in cfg.levels())
-    return ProgressBar(total, desc=f"{args.command} (est. peak {estimate_peak_memory(cfg) / 2**20:.0f} MiB)")
+    return ProgressBar(sum(steps for _, steps in cfg.levels()), desc=args.command)
 
 
-def _summary(result: Any, inputs: dict[str, Any], out: Path) -> dict[str, Any]:
+def _summary(result: Any, inputs: dict[str, Any], out: Path, said: Any) -> dict[str, Any]:
+    from .engine import peak_memory
+
     return {
         "output": str(out),
         **inputs,
@@ -281,8 +326,10 @@ def _summary(result: Any, inputs: dict[str, Any], out: Path) -> dict[str, Any]:
         "initial_loss": result.history[0].losses if result.history else {},
         "best_total": result.best_total,
         "seconds": round(result.seconds, 3),
+        "estimated_seconds": round(said.seconds, 1),
+        "estimated_seconds_at_most": round(said.at_most, 1),
         "seconds_per_step": round(result.seconds / max(result.steps, 1), 4),
-        "peak_memory_mb": round(_peak_memory_mb(result.image.device), 1),
+        "peak_memory_mb": round(peak_memory(result.image.device) / 2**20, 1),
         "estimated_peak_memory_mb": (round(result.estimated_memory / 2**20, 1)
                                      if getattr(result, "estimated_memory", None) else None),
         "stopped": result.stopped,
@@ -307,12 +354,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             return _list_samples()
         _check_output(args)
         cfg = _config(args)
-        progress = None if args.quiet else _progress(args, cfg)
-        try:
-            result, inputs = _execute(args, cfg, [progress] if progress else [])
-        finally:
-            if progress is not None:
-                progress.close()
+        result, inputs, said = _execute(args, cfg, args.quiet)
     except (UsageError, ImageError, ValueError) as err:
         print(f"nst: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -322,13 +364,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 (a failure during the run: one line, no traceback)
         print(f"nst: failed: {type(err).__name__}: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    return _finish(args, result, inputs)
+    return _finish(args, result, inputs, said)
 
 
-def _finish(args: argparse.Namespace, result: Any, inputs: dict[str, Any]) -> int:
+def _finish(args: argparse.Namespace, result: Any, inputs: dict[str, Any], said: Any) -> int:
     from .images import save_image
 
-    summary = _summary(result, inputs, args.output)
+    summary = _summary(result, inputs, args.output, said)
     try:
         save_image(result.image, args.output, {**inputs, **result.metadata()})
     except (OSError, ValueError) as err:

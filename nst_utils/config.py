@@ -18,7 +18,7 @@ far higher, since noise has none of a photo's low-level statistics; it falls fir
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .layers import check_layers
@@ -54,6 +54,14 @@ FIG1_STYLE_LAYER_SETS: tuple[tuple[str, ...], ...] = tuple(
 #: The slider's and the trade-off grid's range of alpha/beta.
 RATIO_RANGE: tuple[float, float] = (1e-5, 1e-1)
 
+#: The default schedule (README, "The default schedule"): coarse levels down to this side ...
+PYRAMID_MIN = 128
+#: ... each run for at most this many steps; every level stops early once the loss has improved by
+#: less than PLATEAU_TOL (relative) over PLATEAU_WINDOW steps.
+PYRAMID_STEPS = 150
+PLATEAU_TOL = 0.01
+PLATEAU_WINDOW = 10
+
 #: Smallest image side the network accepts: five 2x2 poolings need at least 32 pixels.
 MIN_SIZE = 32
 #: Largest image side accepted by default (memory; see the memory estimate).
@@ -87,11 +95,16 @@ class TransferConfig:
     conv_algorithm: str = "auto"
     #: Style image resized to the content's size (the paper) or kept at its own scale.
     style_scale: str = "content"
-    #: Coarse-to-fine: longest sides to optimise at first, increasing, each below ``size``;
-    #: each level starts from the previous result upsampled. Empty: one level at ``size``.
-    pyramid: tuple[int, ...] = ()
-    #: Steps at each pyramid level below ``size`` (0: the same as ``steps``).
-    pyramid_steps: int = 0
+    #: Coarse-to-fine (Gatys et al. 2017): the longest sides to optimise at first, increasing,
+    #: each below ``size``; each level starts from the previous one's result upsampled. "auto":
+    #: chosen from ``size`` (:func:`auto_pyramid`); empty: one level at ``size``, as in the paper.
+    pyramid: tuple[int, ...] | str = "auto"
+    #: The most steps at each level below ``size`` (``steps`` caps the last level).
+    pyramid_steps: int = PYRAMID_STEPS
+    #: The stopping rule at every level: stop once the loss has improved by less than
+    #: ``plateau_tol`` (relative) over the last ``plateau_window`` steps; 0 never stops early.
+    plateau_tol: float = PLATEAU_TOL
+    plateau_window: int = PLATEAU_WINDOW
     #: Keep the content's colours (Gatys et al. 2017): "luminance" transfers the luminance only,
     #: "histogram" first gives the style image the content's colour mean and covariance.
     preserve_color: str = "none"
@@ -102,7 +115,6 @@ class TransferConfig:
     guide_mode: str = "inside"
     #: Border handling of the network's convolutions; "circular" makes textures that tile.
     padding: str = "zeros"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -119,17 +131,15 @@ class TransferConfig:
         return dict(zip(self.style_layers, self.style_layer_weights))
 
     def levels(self) -> list[tuple[int, int]]:
-        """``(size, steps)`` for each coarse-to-fine level, ending with ``(size, steps)``."""
-        coarse = self.pyramid_steps or self.steps
-        return [(s, coarse) for s in self.pyramid] + [(self.size, self.steps)]
+        """``(longest side, most steps)`` of each coarse-to-fine level, ending with ``(size, steps)``."""
+        sizes = auto_pyramid(self.size) if self.pyramid == "auto" else self.pyramid
+        return [(s, self.pyramid_steps) for s in sizes] + [(self.size, self.steps)]
 
     def replace(self, **changes: Any) -> TransferConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("extra")
-        return out
+        return asdict(self)
 
 
 def _choice(value: str, options: tuple[str, ...], what: str) -> None:
@@ -176,6 +186,23 @@ def validate(cfg: TransferConfig) -> None:
     object.__setattr__(cfg, "style_blend", blend)
     if any(not w >= 0 for w in blend) or (blend and sum(blend) == 0):
         raise ValueError(f"style blend weights must be non-negative and not all zero, got {', '.join(f'{w:g}' for w in blend)}")
+    _check_pyramid(cfg)
+    if cfg.pyramid_steps < 1:
+        raise ValueError(f"pyramid_steps must be at least 1, got {cfg.pyramid_steps}")
+    if not 0 <= cfg.plateau_tol < 1:
+        raise ValueError(f"plateau_tol must lie in [0, 1), got {cfg.plateau_tol}")
+    if cfg.plateau_window < 1:
+        raise ValueError(f"plateau_window must be at least 1, got {cfg.plateau_window}")
+    if cfg.lbfgs_history < 1:
+        raise ValueError(f"lbfgs_history must be at least 1, got {cfg.lbfgs_history}")
+    if not cfg.adam_lr > 0:
+        raise ValueError(f"adam_lr must be positive, got {cfg.adam_lr}")
+
+
+def _check_pyramid(cfg: TransferConfig) -> None:
+    if isinstance(cfg.pyramid, str):
+        _choice(cfg.pyramid, ("auto",), "pyramid")
+        return
     pyramid = tuple(int(v) for v in cfg.pyramid)
     object.__setattr__(cfg, "pyramid", pyramid)
     if any(v < MIN_SIZE for v in pyramid) or any(b <= a for a, b in zip(pyramid, (*pyramid[1:], cfg.size))):
@@ -183,12 +210,20 @@ def validate(cfg: TransferConfig) -> None:
             f"pyramid sizes {', '.join(map(str, pyramid))} must increase, be at least {MIN_SIZE} "
             f"and stay below size {cfg.size}"
         )
-    if cfg.pyramid_steps < 0:
-        raise ValueError(f"pyramid_steps must not be negative, got {cfg.pyramid_steps}")
-    if cfg.lbfgs_history < 1:
-        raise ValueError(f"lbfgs_history must be at least 1, got {cfg.lbfgs_history}")
-    if not cfg.adam_lr > 0:
-        raise ValueError(f"adam_lr must be positive, got {cfg.adam_lr}")
+
+
+def auto_pyramid(size: int) -> tuple[int, ...]:
+    """The coarse levels the default schedule runs before ``size``: halving from ``size`` down to
+    :data:`PYRAMID_MIN` px (512 -> 128, 256; 256 -> 128; nothing below 2 x PYRAMID_MIN).
+
+    Why: an L-BFGS step costs about four times less at half the size, and the large-scale
+    arrangement of the style (the long strokes, the swirls) is found there in few steps; the
+    full-size level then only has to add the fine texture. See README, "The default schedule"."""
+    sizes, side = [], size // 2
+    while side >= PYRAMID_MIN:
+        sizes.insert(0, side)
+        side //= 2
+    return tuple(sizes)
 
 
 PAPER = TransferConfig()
@@ -204,7 +239,7 @@ def blend_weights(cfg: TransferConfig, styles: int) -> tuple[float, ...]:
 
 
 def field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(TransferConfig) if f.name != "extra")
+    return tuple(f.name for f in fields(TransferConfig))
 
 
 #: The caps of the fast mode that the notebooks' regression tests run in.

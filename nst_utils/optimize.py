@@ -23,15 +23,16 @@ the sum of the terms over images in the box ``[0, 1]``. Three optimisers:
     is the correct box handling for a first-order method). One step is one evaluation.
 
 The loop never prints: each step it calls ``callbacks`` with a :class:`StepInfo`. A callback
-that returns ``True`` stops the run; so does Ctrl-C. Either way the best image seen so far is
-returned.
+that returns ``True`` stops the run, or a string that says why (it becomes the result's
+``stopped``); Ctrl-C stops it too. A :class:`Plateau` ends it once the loss has stopped improving.
+Either way the best image seen so far is returned.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -59,11 +60,36 @@ class StepInfo:
     evaluations: int
     image: Tensor | None = field(default=None, repr=False)
     #: Each layer's weighted loss at the step's last evaluation (``alpha L_content`` per content
-    #: layer, ``beta w_l E_l`` per style layer), when the objective reports them (the recipes' do).
+    #: layer, ``beta w_l E_l`` per style layer), when the objective reports them (the run loop's do).
     layer_losses: dict[str, float] = field(default_factory=dict, repr=False)
+    #: Within a run (:func:`nst_utils.loop.run`): the coarse-to-fine level (0 = the coarsest) and
+    #: the segment, one uninterrupted call of :func:`optimize` (a new one after each restart).
+    level: int = 0
+    segment: int = 0
 
 
-Callback = Callable[[StepInfo], bool | None]
+#: A callback may return nothing or False (go on), True (stop), or a string: stop, and why.
+Callback = Callable[[StepInfo], bool | str | None]
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The stopping rule: the loss has stopped improving.
+
+    After step ``k >= window``, stop when the best total loss improved by less than ``tol``
+    (relative) over the last ``window`` steps: ``best[k - window] - best[k] < tol * best[k - window]``.
+    ``tol = 0`` never stops.
+    """
+
+    tol: float
+    window: int
+
+    def reached(self, best: Sequence[float]) -> bool:
+        """Whether the rule fires for the best-so-far totals ``best`` (one per step)."""
+        if not self.tol or len(best) <= self.window:
+            return False
+        before = best[-1 - self.window]
+        return before - best[-1] < self.tol * abs(before)
 
 
 @dataclass
@@ -73,7 +99,9 @@ class OptimizeResult:
     image: Tensor
     history: list[StepInfo]
     best_total: float
-    stopped: str | None = None  # None, "callback" or "interrupted"
+    #: Why it ended before its steps: None (it did not), "converged", "callback" (or the string
+    #: a callback returned), "interrupted".
+    stopped: str | None = None
     evaluations: int = 0
     seconds: float = 0.0
 
@@ -98,6 +126,8 @@ class _Tracker:
         self.last_terms: dict[str, float] = {}
         self.last_total = math.inf
         self.history: list[StepInfo] = []
+        self.best_totals: list[float] = []
+        self.stopped: str | None = None
 
     def evaluate(self, image: Tensor) -> Tensor:
         """Total loss at ``image`` (which requires grad); records terms and the best image."""
@@ -116,8 +146,9 @@ class _Tracker:
             self.best_total, self.best_image = value, image.detach().clone()
         return total
 
-    def report(self, image: Tensor) -> bool:
-        """Call the callbacks for the step just taken; True when one asks to stop."""
+    def report(self, image: Tensor, plateau: Plateau | None = None) -> bool:
+        """Call the callbacks for the step just taken; True when the run should end, with the
+        reason in :attr:`stopped` (a callback's, or ``"converged"`` when ``plateau`` is reached)."""
         info = StepInfo(
             step=len(self.history) + 1,
             losses=dict(self.last_terms),
@@ -127,13 +158,17 @@ class _Tracker:
             image=image.detach(),
         )
         self.history.append(replace(info, image=None))
-        stop = False
-        for callback in self.callbacks:
-            stop = bool(callback(info)) or stop
-        return stop
+        self.best_totals.append(self.best_total)
+        for callback in self.callbacks:  # every callback sees every step, even after one asks to stop
+            asked = callback(info)
+            if asked and self.stopped is None:
+                self.stopped = asked if isinstance(asked, str) else "callback"
+        if self.stopped is None and plateau is not None and plateau.reached(self.best_totals):
+            self.stopped = "converged"
+        return self.stopped is not None
 
 
-def _run_adam(tracker: _Tracker, init: Tensor, steps: int, lr: float) -> str | None:
+def _run_adam(tracker: _Tracker, init: Tensor, steps: int, lr: float, plateau: Plateau | None) -> None:
     x = init.detach().clone().clamp_(0, 1).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
     for _ in range(steps):
@@ -142,32 +177,25 @@ def _run_adam(tracker: _Tracker, init: Tensor, steps: int, lr: float) -> str | N
         opt.step()
         with torch.no_grad():
             x.clamp_(0, 1)  # projection onto the box
-        if tracker.report(x):
-            return "callback"
+        if tracker.report(x, plateau):
+            break
     # The last update is not yet evaluated: evaluate it so "best" covers the final image.
     with torch.enable_grad():
         tracker.evaluate(x.detach().requires_grad_(True))
-    return None
 
 
-def _run_torch_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int) -> str | None:
+def _run_torch_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int, plateau: Plateau | None) -> None:
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
         x = x.detach().requires_grad_(True)
         total = tracker.evaluate(x)
         (grad,) = torch.autograd.grad(total, x)
         return total.detach(), grad
 
-    stopped: list[bool] = []
-
-    def on_step(x: Tensor) -> bool:
-        stopped.append(tracker.report(x))
-        return stopped[-1]
-
-    minimize_in_box(evaluate, init.detach().clamp(0, 1), steps=steps, history=history, on_step=on_step)
-    return "callback" if stopped and stopped[-1] else None
+    minimize_in_box(evaluate, init.detach().clamp(0, 1), steps=steps, history=history,
+                    on_step=lambda x: tracker.report(x, plateau))
 
 
-def _run_scipy_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int) -> str | None:
+def _run_scipy_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int, plateau: Plateau | None) -> None:
     from scipy.optimize import Bounds, minimize  # only here: a default run never imports scipy.optimize
 
     shape, device, dtype = init.shape, init.device, init.dtype
@@ -180,16 +208,15 @@ def _run_scipy_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int) 
 
     def on_iteration(intermediate_result) -> None:
         x = torch.from_numpy(intermediate_result.x).view(shape).to(device=device, dtype=dtype)
-        if tracker.report(x):
+        if tracker.report(x, plateau):
             raise StopIteration
 
     x0 = init.detach().to(torch.float64).clamp(0, 1).cpu().numpy().ravel()
-    result = minimize(
+    minimize(
         closure, x0, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0), callback=on_iteration,
         # ftol = gtol = 0: run the requested number of steps unless the line search fails.
         options={"maxiter": steps, "maxfun": steps * 20, "maxcor": history, "ftol": 0.0, "gtol": 0.0},
     )
-    return "callback" if result.status == 99 else None
 
 
 def optimize(
@@ -200,35 +227,36 @@ def optimize(
     optimizer: str = "lbfgs",
     lbfgs_history: int = 20,
     adam_lr: float = 0.02,
+    plateau: Plateau | None = None,
     callbacks: Iterable[Callback] = (),
 ) -> OptimizeResult:
     """Minimise ``sum(objective(x).values())`` over images ``x`` in ``[0, 1]`` from ``init``.
 
-    Returns the best image seen and the per-step history. Stops early when a callback returns
-    True (``stopped="callback"``) or on Ctrl-C (``stopped="interrupted"``).
+    Returns the best image seen and the per-step history, after ``steps`` steps or sooner:
+    ``stopped`` says why, ``"converged"`` when ``plateau`` fired, ``"callback"`` (or the string
+    a callback returned) when a callback asked, ``"interrupted"`` on Ctrl-C.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     tracker = _Tracker(objective, callbacks)
-    stopped: str | None
     try:
         if optimizer == "adam":
-            stopped = _run_adam(tracker, init, steps, adam_lr)
+            _run_adam(tracker, init, steps, adam_lr, plateau)
         elif optimizer == "lbfgs-scipy":
-            stopped = _run_scipy_lbfgs(tracker, init, steps, lbfgs_history)
+            _run_scipy_lbfgs(tracker, init, steps, lbfgs_history, plateau)
         else:
-            stopped = _run_torch_lbfgs(tracker, init, steps, lbfgs_history)
+            _run_torch_lbfgs(tracker, init, steps, lbfgs_history, plateau)
     except KeyboardInterrupt:
-        stopped = "interrupted"
+        tracker.stopped = "interrupted"
     if tracker.best_image is None:  # interrupted before the first evaluation finished
         tracker.best_image, tracker.best_total = init.detach().clamp(0, 1).clone(), math.inf
     return OptimizeResult(
         image=tracker.best_image,
         history=tracker.history,
         best_total=tracker.best_total,
-        stopped=stopped,
+        stopped=tracker.stopped,
         evaluations=tracker.evaluations,
         seconds=time.perf_counter() - tracker.start,
     )

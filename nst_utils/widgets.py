@@ -35,12 +35,13 @@ from torch import Tensor
 from .callbacks import StopFlag
 from .color import recombine
 from .config import COLOR_METHODS, INITS, OPTIMIZERS, PAPER, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
-from .engine import check_extractor, plan
+from .engine import check_extractor, forecast
 from .features import VGG19Features
-from .images import ImageError, ImageSource, decode_image, load_image, save_image, to_pil
+from .images import ImageError, ImageSource, decode_image, load_image, save_image, target_size, to_pil
 from .layers import LAYERS
+from .loop import RunResult
 from .optimize import StepInfo
-from .recipes import RunResult, load_pair, restart_key, transfer
+from .recipes import load_pair, transfer
 
 #: After drawing for t seconds the panel waits at least this many times t before drawing again,
 #: so drawing takes at most a tenth of a run's time however fast the device is.
@@ -160,6 +161,7 @@ class TransferPanel(widgets.VBox):
         self._note = ""
         self._syncing = False
         self._preview_content: Tensor | None = None
+        self._shape: tuple[int, int] | None = None  # the content's (H, W), for the forecast
         self._build_controls(cfg, sizes)
         self._build_outputs()
         super().__init__([self._layout()])
@@ -221,8 +223,9 @@ class TransferPanel(widgets.VBox):
         self._sync_weights()
 
     def _watch_settings(self) -> None:
-        """Refresh the size and memory readout when a setting it depends on changes."""
-        for widget in (self.size_picker, self.optimizer_picker, self.content_dropdown, *self.style_checks.values()):
+        """Refresh the size, time and memory readout when a setting it depends on changes."""
+        for widget in (self.size_picker, self.steps_slider, self.optimizer_picker, self.content_dropdown,
+                       *self.style_checks.values()):
             widget.observe(self._settings_changed, "value")
 
     def _build_outputs(self) -> None:
@@ -381,11 +384,12 @@ class TransferPanel(widgets.VBox):
 
     def _on_step(self, info: StepInfo) -> None:
         """Record the step's numbers; redraw when ``preview_seconds`` have passed (or at the ends)."""
+        previous = self.history[-1] if self.history else None
         self.history.append(replace(info, image=None))
         live = self._live_config()
-        if restart_key(live) != restart_key(self._running_config):
-            self.restarts.append(info.step + 1)  # the loop restarts after this step
-            self._running_config = live
+        if previous is not None and info.segment != previous.segment and info.level == previous.level:
+            self.restarts.append(info.step)  # the settings changed: the loop restarted the optimiser
+        self._running_config = live
         self.status.value = self._readout("running", info, live, live.steps) + self._note  # cheap: every step
         if info.step == 1 or info.step >= live.steps or time.perf_counter() >= self._next_draw:
             start = time.perf_counter()
@@ -430,13 +434,22 @@ class TransferPanel(widgets.VBox):
         self._show_info(cfg, content)
 
     def _show_info(self, cfg: TransferConfig, content: Tensor | None = None) -> None:
-        """What will run (device, size, network, precision, convolutions) and its peak memory."""
-        machine = plan(cfg)
-        shape = None if content is None else (int(content.shape[-2]), int(content.shape[-1]))
+        """What will run (device, size, levels, network, precision, convolutions), how long it will
+        take and its peak memory, from the engine's forecast for this machine."""
+        if content is not None:
+            self._shape = (int(content.shape[-2]), int(content.shape[-1]))
+        shape = target_size(self._shape[1], self._shape[0], cfg.size) if self._shape else None
+        said = forecast(cfg, shape)
         size = f"{cfg.size} px longest side" if shape is None else f"{shape[1]}×{shape[0]} px"
-        text = (f"device {machine.device} · {size} · {cfg.weights} VGG-19, {cfg.pooling} pooling · "
-                f"{machine.precision}, {machine.conv_algorithm} convolutions")
-        self.info.value = text + _memory_text(cfg, shape)
+        levels = " → ".join(str(side) for side, _ in cfg.levels())
+        text = (f"device {said.machine.device} · {size} (levels {levels} px) · {cfg.steps} steps at most · "
+                f"{cfg.weights} VGG-19, {cfg.pooling} pooling · {said.machine.precision}, "
+                f"{said.machine.conv_algorithm} convolutions · ")
+        if said.too_large:
+            self.info.value = text + f"too large: {said.too_large}"
+        else:
+            self.info.value = text + (f"about {_duration(said.seconds)} (at most {_duration(said.at_most)}) · "
+                                      f"est. peak memory {said.memory / 2**20:.0f} MiB")
 
     def _settings_changed(self, _change: Any) -> None:
         if self.running:
@@ -468,7 +481,8 @@ class TransferPanel(widgets.VBox):
             self.status.value = "stopped before the first step"
             return
         total = max(len(self.history), self.steps_slider.value)
-        self.restarts = [s.first_step for s in result.segments[1:]]
+        self.restarts = [s.first_step for s, before in zip(result.segments[1:], result.segments)
+                         if s.level == before.level]
         self.loss_plot.value = loss_curve_png(self.history, self.restarts, total)
         state = "stopped" if result.stopped else "done"
         self.status.value = self._readout(state, self.history[-1], result.config, total) + self._note
@@ -496,11 +510,5 @@ def _error_text(err: Exception) -> str:
     return f"failed: {type(err).__name__}: {err}"
 
 
-def _memory_text(cfg: TransferConfig, shape: tuple[int, int] | None) -> str:
-    """`` · est. peak memory …``, or why a run of this size would be refused."""
-    from .engine.memory import InsufficientMemoryError, check_memory
-
-    try:
-        return f" · est. peak memory {check_memory(cfg, shape) / 2**20:.0f} MiB"
-    except InsufficientMemoryError as err:
-        return f" · too large: {err}"
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"

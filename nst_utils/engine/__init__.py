@@ -8,7 +8,11 @@ The teaching core (:mod:`nst_utils.recipes`) reaches it only through :func:`prep
   resolved for the machine at hand into a :class:`Machine`);
 * :mod:`.winograd`: Winograd F(4x4, 3x3) convolutions for VGG-19's deep 3x3 layers on a CPU;
 * :mod:`.malloc`: keep freed memory in the process during a run (glibc's malloc on Linux);
-* :mod:`.memory`: the peak-memory model, checked before a run allocates anything.
+* :mod:`.memory`: the peak-memory model, checked before a run allocates anything;
+* :mod:`.timing`: how long a run will take, from a short calibration cached per machine.
+
+The faces (the command line, the panel) ask what a run will need through :func:`forecast`, and
+what it used through :func:`peak_memory`.
 
 Why they exist, with the measured gain of each, is in the README ("Architecture") and
 ``benchmarks/results.md``. The heavy rooms are imported only when a run needs them.
@@ -25,15 +29,18 @@ import torch
 from ..config import TransferConfig
 from ..features import VGG19Features
 from ..layers import deepest
-from .hardware import Machine, plan, resolve_device
+from .hardware import Machine, plan
 
-__all__ = ["Machine", "Prepared", "build_extractor", "machine_of", "plan", "prepare", "resolve_device"]
+__all__ = ["Forecast", "Machine", "Prepared", "build_extractor", "check_extractor", "forecast", "machine_of",
+           "peak_memory", "plan", "prepare"]
 
 
-def build_extractor(config: TransferConfig, layers: Iterable[str] | None = None) -> VGG19Features:
-    """The fastest :class:`VGG19Features` for ``config`` on this machine, truncated after the
-    deepest of ``layers`` (default: the config's content and style layers)."""
-    machine = plan(config)
+def build_extractor(config: TransferConfig, layers: Iterable[str] | None = None,
+                    machine: Machine | None = None) -> VGG19Features:
+    """The fastest :class:`VGG19Features` for ``config`` on this machine (``machine``, planned
+    from the config when not given), truncated after the deepest of ``layers`` (default: the
+    config's content and style layers)."""
+    machine = machine or plan(config)
     layers = list(layers) if layers is not None else [*config.content_layers, *config.style_layers]
     extractor = VGG19Features(
         config.weights, config.pooling, last_layer=deepest(layers), seed=config.seed, padding=config.padding,
@@ -113,6 +120,46 @@ def prepare(
     machine = plan(config) if extractor is None else check_extractor(extractor, config, layers)
     estimate = check_memory(config, shape, machine)
     if extractor is None:
-        extractor = build_extractor(config, layers)
+        extractor = build_extractor(config, layers, machine)
         machine = machine_of(extractor)  # what it runs: a shallow network has no Winograd layer
     return Prepared(machine, extractor, estimate)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What a run will need, said before it starts: where it runs (``machine``), its peak memory
+    (bytes; ``too_large`` says why it would be refused, else None), and its duration (seconds:
+    the expected one and the longest, with every level running to its most steps)."""
+
+    machine: Machine
+    memory: int
+    too_large: str | None
+    seconds: float
+    at_most: float
+
+
+def forecast(config: TransferConfig, shape: tuple[int, int] | None = None, styles: int = 1) -> Forecast:
+    """The :class:`Forecast` of a run of ``config`` with an output of ``shape`` ``(H, W)`` (default:
+    a square of ``config.size``, an upper bound) and ``styles`` style images. The first call on a
+    machine measures it (a few seconds, :mod:`.timing`); later calls read the cached numbers."""
+    from .memory import InsufficientMemoryError, check_memory, estimate_peak_memory
+    from .timing import estimate_seconds
+
+    machine = plan(config)
+    shape = shape or (config.size, config.size)
+    try:
+        memory, too_large = check_memory(config, shape, machine), None
+    except InsufficientMemoryError as err:
+        memory, too_large = estimate_peak_memory(config, shape, machine), str(err)
+    time = estimate_seconds(config, shape, machine, styles)
+    return Forecast(machine, memory, too_large, time.seconds, time.at_most)
+
+
+def peak_memory(device: torch.device | str = "cpu") -> int:
+    """The run's measured peak memory so far, in bytes: private memory on a CPU, the allocator's
+    peak on a GPU (what the estimates of :func:`forecast` are checked against)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    from .memory import peak_private_memory
+
+    return peak_private_memory()

@@ -21,16 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import TransferConfig
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; ``"cuda"`` without a GPU is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return dev
+from ..device import resolve_device
 
 
 def native_bfloat16(device: torch.device) -> bool:
