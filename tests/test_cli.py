@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_utils import cli, images
+from nst_utils import cli, image_files
 from nst_utils.callbacks import ProgressBar
 from nst_utils.images import read_metadata
 from nst_utils.samples import SAMPLES
@@ -226,7 +226,7 @@ def test_bad_image(tmp_path: Path, case: str, command: str) -> None:
 def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.png"
     Image.new("RGB", (64, 64)).save(big)
-    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 1000)
     out = tmp_path / "out.png"
     code, stdout, stderr = _run(["transfer", big, "mosaic", "-o", out, *FAST])
     _assert_usage_error(code, stdout, stderr, "big.png", "decompression bomb")
