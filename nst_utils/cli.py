@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="histogram matching's transform (%(default)s)")
     t.add_argument("--style-blend", type=_weights_list, default=(), help="weights mixing several styles")
     t.add_argument("--mask", action="append", default=None, metavar="PATH",
-                   help="one per style: where that style goes (white) in the content; an image of its size")
+                   help="one per style: where that style goes (white), drawn over the content at any size of "
+                   "its aspect ratio")
     t.add_argument("--split", choices=("horizontal", "vertical"), default=None,
                    help="two styles: the first above (left of) the split, the second below (right)")
     t.add_argument("--split-at", type=_positive_float, default=0.5, help="where --split cuts, 0..1 (%(default)s)")
@@ -251,8 +252,8 @@ def _check_regions(args: argparse.Namespace) -> None:
 
 
 def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
-    """The region masks (checked by :func:`_check_regions`): files, which the run checks against
-    the content's size, or a split of ``shape``."""
+    """The region masks (checked by :func:`_check_regions`): files, which the run scales to the
+    content's size, or a split of ``shape``."""
     if args.split:
         from .guides import split_guides
 

@@ -262,10 +262,11 @@ def transfer(
     paths, sample names, PIL images or tensors; see :func:`run` for ``live`` and the levels.
 
     The controls of Gatys et al. (2017): ``style`` may be a list of images, mixed with the
-    weights ``config.style_blend``, or, with ``masks`` (one per style, at the content's size:
-    tensors or image files), each applied to its own region of the output (``style_masks``
-    optionally restricts each style to a region of its painting). ``config.preserve_color``
-    keeps the content's colours (:mod:`nst_utils.color`).
+    weights ``config.style_blend``, or, with ``masks`` (one per style: tensors or image files
+    drawn over the content at any size of its aspect ratio, scaled to the run's size), each
+    applied to its own region of the output (``style_masks`` optionally restricts each style to a
+    region of its painting). ``config.preserve_color`` keeps the content's colours
+    (:mod:`nst_utils.color`).
     """
     # Bad images and masks fail here, the rest of the checks in run(): before anything large.
     c, styles = load_pair(content, _style_list(style), config)
