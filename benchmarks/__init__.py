@@ -7,5 +7,6 @@ collects the JSON each child prints, and writes a markdown table (``benchmarks/r
 Modules: :mod:`.child` (one measured run), :mod:`.naive` (the reference written the way the
 popular PyTorch tutorial writes it), :mod:`.flops` (the analytic FLOP floor and this machine's
 throughput), :mod:`.machine` (where the numbers came from), :mod:`.report` (the table) and
-:mod:`.memory_calibration` (peak RSS of real ``nst.transfer`` runs for ``nst_utils.engine.memory``).
+:mod:`.memory_calibration` (peak RSS of real ``nst.transfer`` runs for ``nst_utils.engine.memory``);
+:mod:`.startup` times the command line's answers that need no run (help, a missing file).
 """

@@ -3,6 +3,10 @@
 Exit status: 0 on success, 2 for bad input or usage (one line on stderr, no traceback, no
 output file), 1 for a failure during the run, 130 when Ctrl-C stopped the optimisation (the
 best image so far is still written).
+
+Help, usage errors and unusable input files are answered at once: everything up to the run
+needs only the standard library, the settings and PIL. PyTorch, which takes seconds to load,
+is imported when a run starts (inside the functions that run it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# Only modules that load without torch at the top (see the module docstring).
 from .config import (
     COLOR_BASES,
     COLOR_METHODS,
@@ -32,6 +37,8 @@ from .config import (
     WEIGHT_SOURCES,
     TransferConfig,
 )
+from .image_files import ImageError, check_image_file, check_output_path
+from .samples import SAMPLES, sample_name
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -165,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="histogram matching's transform (%(default)s)")
     t.add_argument("--style-blend", type=_weights_list, default=(), help="weights mixing several styles")
     t.add_argument("--mask", action="append", default=None, metavar="PATH",
-                   help="one per style: where that style goes (white) in the content; an image of its size")
+                   help="one per style: where that style goes (white), drawn over the content at any size of "
+                   "its aspect ratio")
     t.add_argument("--split", choices=("horizontal", "vertical"), default=None,
                    help="two styles: the first above (left of) the split, the second below (right)")
     t.add_argument("--split-at", type=_positive_float, default=0.5, help="where --split cuts, 0..1 (%(default)s)")
@@ -187,19 +195,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_output(args: argparse.Namespace) -> None:
-    from .images import check_output_path
+def _image_arguments(args: argparse.Namespace) -> list[str]:
+    """Every image the command reads: IMAGE, or CONTENT, each STYLE, --init PATH and each --mask."""
+    if args.command != "transfer":
+        return [args.image]
+    init = [] if args.init in INITS else [args.init]
+    return [args.content, *args.style, *init, *(args.mask or [])]
 
+
+def _check_output(args: argparse.Namespace) -> None:
     out = check_output_path(args.output)  # the checks save_image repeats, before a long run
     if not os.access(out.parent, os.W_OK):
         raise UsageError(f"{out}: folder {out.parent} is not writable")
     if out.exists() and not args.overwrite:
         raise UsageError(f"{out}: already exists; pass --overwrite to replace it")
-    inputs = [getattr(args, n, None) for n in ("content", "image", "init")]
-    inputs += [*(getattr(args, "style", None) or []), *(getattr(args, "mask", None) or [])]
-    for source in inputs:
-        if source and Path(source).exists() and Path(source).resolve() == out.resolve():
+    for source in _image_arguments(args):
+        if Path(source).exists() and Path(source).resolve() == out.resolve():
             raise UsageError(f"{out}: output would overwrite an input image")
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Each image argument names a sample or an image file PIL can read: a typo or a broken file
+    is reported at once, not after torch has loaded. (The run reads the files again.)"""
+    for source in _image_arguments(args):
+        if sample_name(source) is None:  # "sample:NAME" with an unknown NAME raises here too
+            check_image_file(source)
 
 
 def _ratio_and_beta(args: argparse.Namespace) -> tuple[float, float]:
@@ -239,8 +259,10 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     )
 
 
-def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
-    """The region masks: files (checked against the content's size by the run) or a split."""
+def _check_regions(args: argparse.Namespace) -> None:
+    """--mask and --split: one mask per style, or a split of two styles at a fraction in (0, 1)."""
+    if args.command != "transfer":
+        return
     if args.mask and args.split:
         raise UsageError("give either --mask or --split, not both")
     if args.split:
@@ -248,11 +270,17 @@ def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
             raise UsageError(f"--split needs exactly two styles, got {len(args.style)}")
         if not 0 < args.split_at < 1:
             raise UsageError(f"--split-at must lie between 0 and 1, got {args.split_at:g}")
+    if args.mask and len(args.mask) != len(args.style):
+        raise UsageError(f"{len(args.mask)} --mask given for {len(args.style)} styles; give one per style")
+
+
+def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
+    """The region masks (checked by :func:`_check_regions`): files, which the run scales to the
+    content's size, or a split of ``shape``."""
+    if args.split:
         from .guides import split_guides
 
         return split_guides(shape, args.split_at, args.split)
-    if args.mask and len(args.mask) != len(args.style):
-        raise UsageError(f"{len(args.mask)} --mask given for {len(args.style)} styles; give one per style")
     return args.mask
 
 
@@ -337,8 +365,6 @@ def _summary(result: Any, inputs: dict[str, Any], out: Path, said: Any) -> dict[
 
 
 def _list_samples() -> int:
-    from .samples import SAMPLES
-
     for name, description in SAMPLES.items():
         print(f"{name:12s} {description}")
     return EXIT_OK
@@ -346,14 +372,14 @@ def _list_samples() -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run; returns the exit status (raises nothing for user errors)."""
-    from .images import ImageError
-
     try:
         args = build_parser().parse_args(argv)
         if args.command == "samples":
             return _list_samples()
         _check_output(args)
         cfg = _config(args)
+        _check_regions(args)
+        _check_inputs(args)
         result, inputs, said = _execute(args, cfg, args.quiet)
     except (UsageError, ImageError, ValueError) as err:
         print(f"nst: error: {err}", file=sys.stderr)

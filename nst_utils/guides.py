@@ -15,7 +15,9 @@ regions' content, and leaving them out keeps each region's statistics clean.
 
 Masks come from images (any grey or colour image; grey values are the region's weight, its
 complement the other region's) or from :func:`split_guides`, a horizontal (sky/ground) or vertical
-split. All guides here are float32 ``(1, 1, H, W)`` tensors in ``[0, 1]``.
+split. An image mask is drawn over the photograph at any size of its aspect ratio, such as the
+photograph's own resolution: :func:`load_guide` scales it to the run's size. All guides here are
+float32 ``(1, 1, H, W)`` tensors in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import GUIDE_MODES
+from .images import load_image, target_size
 from .layers import LAYER_STRIDE
 
 #: Erosion neighbourhood for "inside": the 3x3 receptive field of one more convolution.
@@ -51,10 +54,18 @@ def split_guides(shape: tuple[int, int], fraction: float = 0.5, direction: str =
 
 
 def load_guide(source: str | os.PathLike | Tensor, shape: tuple[int, int]) -> Tensor:
-    """A guide from an image file (or a tensor), at ``shape`` ``(H, W)``; its luminance is the weight.
+    """A guide from an image file (or a tensor) drawn over an image, scaled to its ``shape`` ``(H, W)``;
+    a file's luminance is the weight.
 
-    Raises ``ValueError`` (one line, naming the file) for an unreadable file or a guide whose size
-    differs from ``shape``: a mask drawn for another image would put the regions in the wrong place.
+    The mask may have any size of the image's aspect ratio, such as the photograph's own
+    resolution, so a run at another size needs no new masks: it is area-averaged when shrunk and
+    bilinear when enlarged. Raises ``ValueError`` (one line, naming the file) for an unreadable
+    file or a mask of another aspect ratio: drawn over another image, it would put the regions in
+    the wrong place.
+
+    Examples:
+        >>> load_guide(torch.ones(682, 1024), (341, 512)).shape
+        torch.Size([1, 1, 341, 512])
     """
     if isinstance(source, Tensor):
         guide = source.detach().float()
@@ -63,7 +74,6 @@ def load_guide(source: str | os.PathLike | Tensor, shape: tuple[int, int]) -> Te
         name = "the guide tensor"
     else:
         from .color import luminance
-        from .images import load_image
 
         name = str(source)
         guide = luminance(load_image(source))  # ImageError (a ValueError) names an unreadable file
@@ -72,12 +82,26 @@ def load_guide(source: str | os.PathLike | Tensor, shape: tuple[int, int]) -> Te
             guide = guide.mean(dim=1, keepdim=True)
         else:
             raise ValueError(f"{name}: a guide must be one channel (H, W), got shape {tuple(guide.shape)}")
-    if tuple(guide.shape[-2:]) != tuple(shape):
+    return _scaled(guide, tuple(shape), name).clamp(0, 1)
+
+
+def _scaled(guide: Tensor, shape: tuple[int, int], name: str) -> Tensor:
+    """``guide`` resized to ``shape`` if it has the same aspect ratio, else a one-line error."""
+    height, width = guide.shape[-2:]
+    if (height, width) == shape:
+        return guide
+    # Same aspect ratio: the larger of the two, scaled to the smaller's longest side, has the
+    # smaller's shape up to a pixel of rounding per side (compared where pixels are coarsest).
+    small, large = sorted([(height, width), shape], key=max)
+    fitted = target_size(large[1], large[0], max(small))
+    if any(abs(got - want) > 1 for got, want in zip(fitted, small)):
         raise ValueError(
-            f"{name}: mask is {guide.shape[-1]}x{guide.shape[-2]} pixels but the image is "
-            f"{shape[1]}x{shape[0]}; draw the mask at the image's size"
+            f"{name}: mask is {width}x{height} pixels, a different shape from the image "
+            f"({shape[1]}x{shape[0]}); draw it over the image at any size of the same aspect ratio"
         )
-    return guide.clamp(0, 1)
+    if max(height, width) > max(shape):  # shrinking: each pixel the mean of the area it covers
+        return F.interpolate(guide, size=shape, mode="area")
+    return F.interpolate(guide, size=shape, mode="bilinear", align_corners=False)
 
 
 def guide_at(guide: Tensor, shape: tuple[int, int], mode: str = "inside") -> Tensor:

@@ -10,11 +10,9 @@ JSON in the PNG's text metadata, so a result can be reproduced from the file alo
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,69 +20,30 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin
 from torch import Tensor
 
 from .config import MAX_SIZE, MIN_SIZE
 
+# Reading and checking files needs PIL alone; it lives apart so the command line can use it
+# without loading torch. Its names are part of this module's API too (hence the noqa).
+from .image_files import (  # noqa: F401
+    MAX_PIXELS,
+    ImageError,
+    ImageSource,
+    check_output_path,
+    decode_image,
+    open_image,
+)
+
 #: PNG text key under which :func:`save_image` stores the run's parameters.
 METADATA_KEY = "nst_utils"
-#: Decompression-bomb guard: images above this many pixels are refused (PIL's default).
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
-
-ImageSource = str | os.PathLike | Image.Image
-
-
-class ImageError(ValueError):
-    """A user-supplied image cannot be used; the message names the file and the problem."""
 
 
 def _describe(source: ImageSource) -> str:
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.width}x{source.height}>"
     return str(source)
-
-
-def _open(path: Path) -> Image.Image:
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
-    return _read(path, path)
-
-
-def decode_image(data: bytes, name: str = "upload") -> Image.Image:
-    """An image from encoded bytes (an upload), with the same checks as a file; ``name`` is
-    what error messages call it."""
-    if not data:
-        raise ImageError(f"{name}: empty file")
-    return _read(io.BytesIO(data), name)
-
-
-def _read(path: Path | io.BytesIO, name: Path | str) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            # PIL only warns between 1x and 2x its pixel limit; we refuse those too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            try:
-                if image.width * image.height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{name}: {image.width}x{image.height} pixels exceeds the limit of {MAX_PIXELS} "
-                        "(possible decompression bomb)"
-                    )
-                image.load()
-            except BaseException:
-                image.close()  # a refused or broken image must not keep its file open
-                raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: too many pixels, refused as a possible decompression bomb ({err})") from err
-    except UnidentifiedImageError as err:
-        raise ImageError(f"{name}: not an image PIL can read") from err
-    except OSError as err:  # truncated or corrupt data
-        raise ImageError(f"{name}: corrupt or truncated image ({err})") from err
-    return image
-
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
     """Any PIL mode to a float32 ``H x W x 3`` array in ``[0, 1]``."""
@@ -145,7 +104,7 @@ def load_image(
     # A sample is named as the user wrote it ("hopper"), not as the PIL image it resolves to.
     name = name or (str(source) if resolved is not source else _describe(source))
     source = resolved
-    image = source if isinstance(source, Image.Image) else _open(Path(source))
+    image = source if isinstance(source, Image.Image) else open_image(Path(source))
     image = ImageOps.exif_transpose(image) or image
     if min(image.size) < MIN_SIZE:
         raise ImageError(
@@ -203,21 +162,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return repr(value)
-
-
-def check_output_path(path: str | os.PathLike) -> Path:
-    """``path`` as a Path if a PNG can be written there, else :class:`ImageError` saying why.
-
-    Called by :func:`save_image` and, before a long run starts, by the command line.
-    """
-    out = Path(path)
-    if out.suffix.lower() != ".png":
-        raise ImageError(f"{out}: output must be a .png file")
-    if out.is_dir():
-        raise ImageError(f"{out}: is a directory")
-    if not out.parent.is_dir():  # Path("x.png").parent is Path("."), never empty
-        raise ImageError(f"{out}: folder {out.parent} does not exist")
-    return out
 
 
 def save_image(image: Tensor, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:

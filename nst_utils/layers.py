@@ -9,8 +9,10 @@ is really ``conv2_2``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 #: Number of convolutions in each of VGG-19's five blocks.
 VGG19_BLOCKS: tuple[int, ...] = (2, 2, 4, 4, 4)
@@ -42,6 +44,9 @@ LAYER_STRIDE: dict[str, int] = {
 
 def names_from_modules(features: nn.Sequential) -> tuple[str, ...]:
     """Name each module of a VGG ``features`` stack by walking it (used to check the table)."""
+    # torch only here: the table above, and so config and the command line, must load without it.
+    from torch import nn
+
     names: list[str] = []
     block, conv = 1, 0
     for module in features:

@@ -124,13 +124,14 @@ def transfer(
     says (:func:`~nst_utils.loop.run`).
 
     The controls of Gatys et al. (2017): ``style`` may be a list of images, mixed with the
-    weights ``config.style_blend``, or, with ``masks`` (one per style, drawn over the content at
-    any size of its aspect ratio: tensors or image files), each applied to its own region of the
-    output (``style_masks`` optionally restricts each style to a region of its painting).
-    ``config.preserve_color`` keeps the content's colours (:mod:`nst_utils.color`).
+    weights ``config.style_blend``, or, with ``masks`` (one per style: tensors or image files
+    drawn over the content at any size of its aspect ratio, scaled to the run's size), each
+    applied to its own region of the output (``style_masks`` optionally restricts each style to a
+    region of its painting). ``config.preserve_color`` keeps the content's colours
+    (:mod:`nst_utils.color`).
 
     ``live`` (the interactive panel's widgets) is asked for the settings at every step; when they
-    change, the optimiser restarts from the current image (:mod:`nst_utils.live`).
+    change, the optimiser restarts from the best image so far (:mod:`nst_utils.live`).
     """
     # Bad images and masks fail here, the rest of the checks in run(): before anything large.
     c, styles = load_pair(content, _style_list(style), config)

@@ -52,10 +52,14 @@ _FILES: dict[str, str] = {
 }
 
 
-def sample_path(name: str) -> Path:
-    """Return the path of the file behind sample ``name`` (one of :data:`SAMPLES`)."""
+def _check_name(name: str) -> None:
     if name not in SAMPLES:
         raise ValueError(f"unknown sample {name!r}; expected one of {', '.join(SAMPLES)}")
+
+
+def sample_path(name: str) -> Path:
+    """Return the path of the file behind sample ``name`` (one of :data:`SAMPLES`)."""
+    _check_name(name)
     if name == "hopper":
         import matplotlib  # local: only the photo needs it
 
@@ -82,7 +86,14 @@ def sample_image(name: str, size: int | None = None) -> Image.Image:
 def resolve_image_source(
     source: str | os.PathLike[str] | Image.Image,
 ) -> str | os.PathLike[str] | Image.Image:
-    """Turn a sample name into its image; return paths and images unchanged.
+    """Turn a sample name into its image; return paths and images unchanged (the rule is
+    :func:`sample_name`'s)."""
+    name = sample_name(source)
+    return source if name is None else sample_image(name)
+
+
+def sample_name(source: object) -> str | None:
+    """The sample that ``source`` names, or None for a path or an image; nothing is loaded.
 
     ``"sample:NAME"`` always means the sample (an unknown NAME raises ``ValueError``). A bare
     string that names a sample means the sample too, unless a file of that name exists: then
@@ -90,7 +101,9 @@ def resolve_image_source(
     """
     if isinstance(source, str):
         if source.startswith(SAMPLE_PREFIX):
-            return sample_image(source[len(SAMPLE_PREFIX) :])
+            name = source[len(SAMPLE_PREFIX) :]
+            _check_name(name)
+            return name
         if source in SAMPLES and not os.path.exists(source):
-            return sample_image(source)
-    return source
+            return source
+    return None

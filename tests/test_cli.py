@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_utils import cli, images
+from nst_utils import cli, image_files
 from nst_utils.callbacks import ProgressBar
 from nst_utils.images import read_metadata
-from nst_utils.samples import SAMPLES
+from nst_utils.samples import SAMPLES, sample_image
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--size", "64", "--steps", "3", "--quiet"]
@@ -226,7 +226,7 @@ def test_bad_image(tmp_path: Path, case: str, command: str) -> None:
 def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.png"
     Image.new("RGB", (64, 64)).save(big)
-    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 1000)
     out = tmp_path / "out.png"
     code, stdout, stderr = _run(["transfer", big, "mosaic", "-o", out, *FAST])
     _assert_usage_error(code, stdout, stderr, "big.png", "decompression bomb")
@@ -424,15 +424,32 @@ def test_two_styles_split_between_sky_and_ground(tmp_path: Path) -> None:
     assert meta["config"]["preserve_color"] == "histogram"
 
 
-def test_a_mask_of_the_wrong_size_is_refused_and_nothing_written(tmp_path: Path) -> None:
+def test_a_mask_of_another_aspect_is_refused_and_nothing_written(tmp_path: Path) -> None:
     masks = []
     for name, size in (("top.png", (64, 64)), ("bottom.png", (64, 64))):
         Image.new("L", size, 255).save(tmp_path / name)
         masks += ["--mask", tmp_path / name]
     out = tmp_path / "out.png"
     code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "swirls", *masks, "-o", out, *FAST])
-    _assert_usage_error(code, stdout, stderr, "top.png: mask is 64x64 pixels but the image is")
+    _assert_usage_error(code, stdout, stderr, "top.png: mask is 64x64 pixels, a different shape from the "
+                        "image (55x64); draw it over the image at any size of the same aspect ratio")
     assert not out.exists()
+
+
+def test_masks_drawn_at_the_photographs_resolution_work_at_any_size(tmp_path: Path) -> None:
+    photo = sample_image("tubingen")  # 1024 x 768; the run is at 64 x 48
+    sky = Image.new("L", photo.size, 0)
+    sky.paste(255, (0, 0, photo.width, int(photo.height * 0.4)))
+    sky.save(tmp_path / "sky.png")
+    Image.eval(sky, lambda v: 255 - v).save(tmp_path / "town.png")
+    out = tmp_path / "out.png"
+    code, _, stderr = _run(["transfer", "tubingen", "starry_night", "scream", "--mask", tmp_path / "sky.png",
+                            "--mask", tmp_path / "town.png", "-o", out, "--weights", "random", "--size", "64",
+                            "--steps", "2", "--quiet"])
+    assert code == 0, stderr
+    with Image.open(out) as im:
+        assert im.size == (64, 48)
+    assert read_metadata(out)["masks"] == [str(tmp_path / "sky.png"), str(tmp_path / "town.png")]
 
 
 def test_several_styles_blend_and_circular_padding(tmp_path: Path) -> None:

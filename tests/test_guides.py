@@ -8,8 +8,10 @@ from PIL import Image
 
 from nst_utils import PAPER
 from nst_utils.guides import feature_shape, guide_at, layer_guides, load_guide, split_guides
+from nst_utils.images import load_image
 from nst_utils.losses import gram_matrix, guided_gram_matrix, guided_style_layer_loss, style_layer_loss
 from nst_utils.recipes import transfer
+from nst_utils.samples import sample_image
 
 
 def test_split_guides_are_complementary_halves():
@@ -58,15 +60,44 @@ def test_the_guided_gram_sees_only_its_region():
     assert guided_gram_matrix(feats, torch.zeros(1, 1, 8, 8)).abs().max() == 0  # empty: zeros, no NaN
 
 
-def test_load_guide_refuses_a_mask_of_the_wrong_size_or_an_unreadable_file(tmp_path):
+def test_load_guide_refuses_a_mask_of_another_aspect_or_an_unreadable_file(tmp_path):
     path = tmp_path / "mask.png"
     Image.new("L", (80, 60), 255).save(path)
     assert load_guide(path, (60, 80)).eq(1).all()
-    with pytest.raises(ValueError, match=r"mask\.png: mask is 80x60 pixels but the image is 64x48"):
-        load_guide(path, (48, 64))
+    with pytest.raises(ValueError, match=r"mask\.png: mask is 80x60 pixels, a different shape from the image "
+                                         r"\(64x64\); draw it over the image at any size of the same aspect"):
+        load_guide(path, (64, 64))
+    with pytest.raises(ValueError, match=r"mask is 400x400 pixels, .* the image \(512x341\)"):
+        load_guide(torch.ones(400, 400), (341, 512))
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="broken.png: not an image"):
         load_guide(tmp_path / "broken.png", (60, 80))
+
+
+@pytest.mark.parametrize("size", [128, 512])
+def test_a_mask_drawn_at_the_photographs_resolution_loads_at_any_run_size(tmp_path, size):
+    photo = sample_image("tubingen")  # 1024 x 768
+    sky = Image.new("L", photo.size, 0)
+    sky.paste(255, (0, 0, photo.width, photo.height // 2))  # white over the top half
+    sky.save(tmp_path / "sky.png")
+    shape = tuple(load_image("tubingen", size).shape[-2:])
+    guide = load_guide(tmp_path / "sky.png", shape)
+    assert guide.shape == (1, 1, *shape)
+    assert guide.min() >= 0 and guide.max() <= 1
+    assert guide[..., : shape[0] // 2 - 1, :].eq(1).all() and guide[..., shape[0] // 2 + 1 :, :].eq(0).all()
+
+
+def test_a_mask_a_pixel_off_by_rounding_is_scaled_to_the_image():
+    # 1024x683 halves to 512x341.5: the image was rounded to 341 rows, the mask's scale to 342.
+    shrunk = load_guide(torch.full((683, 1024), 0.5), (341, 512))
+    assert shrunk.shape == (1, 1, 341, 512)
+    torch.testing.assert_close(shrunk, torch.full((1, 1, 341, 512), 0.5))
+    # Enlarged from a thumbnail (100x67 is 512x343.04 scaled up; 512x341 is 100x66.6 scaled down).
+    top = torch.zeros(67, 100)
+    top[:30] = 1
+    enlarged = load_guide(top, (341, 512))
+    assert enlarged.shape == (1, 1, 341, 512) and enlarged.min() >= 0 and enlarged.max() <= 1
+    assert enlarged[..., :140, :].eq(1).all() and enlarged[..., 170:, :].eq(0).all()
 
 
 def test_masks_must_match_the_styles_and_the_content():
@@ -74,7 +105,7 @@ def test_masks_must_match_the_styles_and_the_content():
     cfg = PAPER.replace(size=64, steps=1, weights="random", device="cpu")
     with pytest.raises(ValueError, match="1 masks given for 2 styles"):
         transfer(content, [content, content], cfg, masks=[torch.ones(1, 1, 48, 64)])
-    with pytest.raises(ValueError, match="mask is 64x64 pixels but the image is 64x48"):
+    with pytest.raises(ValueError, match=r"mask is 64x64 pixels, a different shape from the image \(64x48\)"):
         transfer(content, [content, content], cfg, masks=split_guides((64, 64)))
     with pytest.raises(ValueError, match="mask 2 is empty"):
         transfer(content, [content, content], cfg, masks=[torch.ones(1, 1, 48, 64), torch.zeros(1, 1, 48, 64)])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_utils import images
+from nst_utils import image_files
 from nst_utils.config import MIN_SIZE
 from nst_utils.images import (
     METADATA_KEY,
@@ -362,10 +362,10 @@ def test_size_out_of_range(size: int | tuple[int, int]) -> None:
 def test_decompression_bomb_our_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "bomb.png"
     _rgb(64, 64).save(path)
-    monkeypatch.setattr(images, "MAX_PIXELS", 64 * 64 - 1)
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 64 * 64 - 1)  # where the reading checks live
     with pytest.raises(ImageError, match=r"bomb\.png: 64x64 pixels.*decompression bomb"):
         load_image(path)
-    monkeypatch.setattr(images, "MAX_PIXELS", 64 * 64)
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 64 * 64)
     assert load_image(path).shape == (1, 3, 64, 64)  # exactly at the limit is fine
 
 
