@@ -32,7 +32,8 @@ from nst_utils.engine import machine_of, resolve_device
 from nst_utils.engine.memory import peak_private_memory
 from nst_utils.images import load_image
 from nst_utils.optimize import _Tracker
-from nst_utils.recipes import MatchingObjective, content_targets, make_extractor, style_targets
+from nst_utils.objective import MatchingObjective, content_targets, style_targets
+from nst_utils.recipes import make_extractor
 
 from . import naive
 

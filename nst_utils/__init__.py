@@ -23,7 +23,7 @@ import sys
 import types
 from typing import TYPE_CHECKING
 
-from .version import __version__
+from .version import __version__  # noqa: F401 (public: the package version)
 
 #: The public names, by the submodule that defines them.
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         to_pil,
     )
     from .layers import LAYER_CHANNELS, LAYER_INDEX, LAYERS, check_layers  # noqa: F401
+    from .loop import RunResult, run  # noqa: F401
     from .losses import (  # noqa: F401
         content_loss,
         content_loss_paper,
@@ -83,7 +84,6 @@ if TYPE_CHECKING:
         style_loss,
         tv_loss,
     )
-    from .loop import RunResult, run  # noqa: F401
     from .objective import MatchingObjective, content_targets, initial_image, style_targets  # noqa: F401
     from .optimize import OptimizeResult, StepInfo, optimize  # noqa: F401
     from .recipes import make_extractor, reconstruct_content, synthesize_texture, transfer  # noqa: F401

@@ -14,7 +14,7 @@ from nst_utils.features import VGG19Features
 from nst_utils.images import load_image
 from nst_utils.lbfgsb import CurvaturePairs, minimize_in_box
 from nst_utils.optimize import optimize
-from nst_utils.recipes import MatchingObjective, content_targets, initial_image, style_targets
+from nst_utils.objective import MatchingObjective, content_targets, initial_image, style_targets
 
 Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]
 

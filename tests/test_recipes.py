@@ -1,4 +1,5 @@
-"""Tests for nst_utils.recipes: content reconstruction, texture synthesis, style transfer."""
+"""Tests for nst_utils.recipes and nst_utils.objective: content reconstruction, texture synthesis,
+style transfer, their targets, objective and starting image."""
 
 from __future__ import annotations
 
@@ -10,22 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_utils import recipes
+from nst_utils import loop
 from nst_utils.config import PAPER, TransferConfig
 from nst_utils.features import VGG19Features
 from nst_utils.images import load_image, resize, save_image
-from nst_utils.recipes import (
-    MatchingObjective,
-    content_targets,
-    initial_image,
-    load_pair,
-    make_extractor,
-    reconstruct_content,
-    run,
-    style_targets,
-    synthesize_texture,
-    transfer,
-)
+from nst_utils.objective import MatchingObjective, content_targets, initial_image, style_targets
+from nst_utils.recipes import load_pair, make_extractor, reconstruct_content, synthesize_texture, transfer
 
 #: A cheap configuration for plumbing tests with the ``small_random_extractor`` fixture.
 SMALL = {"size": 32, "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1"), "weights": "random"}
@@ -188,13 +179,13 @@ def test_initial_image_errors() -> None:
 @pytest.mark.parametrize("init", ["content", "style", "noise"])
 def test_transfer_starts_from_init(init: str, monkeypatch: pytest.MonkeyPatch) -> None:
     starts: list[torch.Tensor] = []
-    real = recipes.optimize
+    real = loop.optimize
 
     def spy(objective, start, **kwargs):
         starts.append(start.clone())
         return real(objective, start, **kwargs)
 
-    monkeypatch.setattr(recipes, "optimize", spy)
+    monkeypatch.setattr(loop, "optimize", spy)
     content, style = _rand(1, 3, 32, 32, seed=4), _rand(1, 3, 32, 32, seed=5)
     cfg = TransferConfig(steps=1, init=init, seed=7, **SMALL)  # random weights: the seed makes the network too
     result = transfer(content, style, cfg, extractor=make_extractor(cfg))
@@ -267,8 +258,8 @@ def test_objective_terms_oracle(small_random_extractor: VGG19Features, tv_weight
 def test_the_run_builds_its_objective_from_the_config(small_random_extractor: VGG19Features,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     objectives: list[MatchingObjective] = []
-    real = recipes.optimize
-    monkeypatch.setattr(recipes, "optimize", lambda objective, start, **kw: (objectives.append(objective),
+    real = loop.optimize
+    monkeypatch.setattr(loop, "optimize", lambda objective, start, **kw: (objectives.append(objective),
                                                                              real(objective, start, **kw))[1])
     content, style = _rand(1, 3, 32, 32), _rand(1, 3, 32, 32, seed=1)
     cfg = TransferConfig(ratio=1e-2, style_weight=3.0, style_layer_weights=(1.0, 0.0), tv_weight=0.2, steps=1, **SMALL)
@@ -324,86 +315,6 @@ def test_metadata_records_what_ran(small_random_extractor: VGG19Features) -> Non
     assert meta["config"]["pooling"] == small_random_extractor.pooling == "avg"
     assert meta["steps"] == 2 and len(meta["segments"]) == 1
     assert set(meta["final_loss"]) == {"content", "style"}
-
-
-# --- the run loop: live settings, restarts, levels -----------------------------------------------
-
-
-class _LiveAfter:
-    """Live settings that switch from ``before`` to ``after`` once ``step`` steps have been seen."""
-
-    def __init__(self, before: TransferConfig, after: TransferConfig, step: int) -> None:
-        self.before, self.after, self.step, self.seen = before, after, step, 0
-
-    def __call__(self) -> TransferConfig:
-        return self.after if self.seen >= self.step else self.before
-
-    def count(self, info) -> None:
-        self.seen = info.step
-
-
-def test_a_live_ratio_change_restarts_from_the_current_image(small_random_extractor: VGG19Features,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = TransferConfig(steps=5, ratio=1e-3, **{k: v for k, v in SMALL.items() if k != "size"})
-    live = _LiveAfter(cfg, cfg.replace(ratio=1e-2), step=2)
-    calls: list[tuple[MatchingObjective, torch.Tensor]] = []
-    real = recipes.optimize
-
-    def spy(objective, start, **kwargs):
-        calls.append((objective, start.clone()))
-        return real(objective, start, **kwargs)
-
-    monkeypatch.setattr(recipes, "optimize", spy)
-    images_seen: list[torch.Tensor] = []
-    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
-                 callbacks=[live.count, lambda info: images_seen.append(info.image.clone())], live=live)
-    assert [(s.first_step, s.steps) for s in result.segments] == [(1, 2), (3, 3)]
-    assert [h.step for h in result.history] == [1, 2, 3, 4, 5]
-    assert calls[0][0].content_weight == pytest.approx(1e-3) and calls[1][0].content_weight == pytest.approx(1e-2)
-    torch.testing.assert_close(calls[1][1], images_seen[1])  # restarted from the image after step 2
-    assert result.config.ratio == 1e-2 and result.stopped is None
-
-
-def test_a_live_layer_change_rebuilds_the_targets_and_a_deeper_network(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=4, **SMALL)
-    live = _LiveAfter(cfg, cfg.replace(content_layers=("relu3_1",)), step=2)
-    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
-                 callbacks=[live.count], live=live)
-    assert result.steps == 4 and len(result.segments) == 2
-    assert result.segments[-1].config.content_layers == ("relu3_1",)
-    assert "relu3_1" in result.extractor.layer_names  # built deeper for the new layer
-
-
-def test_lowering_the_live_step_count_stops_early(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=10, **SMALL)
-    live = _LiveAfter(cfg, cfg.replace(steps=3), step=1)
-    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
-                 callbacks=[live.count], live=live)
-    assert result.steps == 3 and len(result.segments) == 1 and result.stopped is None
-
-
-def test_a_callback_stop_ends_the_whole_run(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=10, **SMALL)
-    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
-                 callbacks=[lambda info: info.step >= 2])
-    assert result.steps == 2 and result.stopped == "callback"
-
-
-def test_a_pyramid_runs_each_level_with_continuous_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    starts: list[tuple[int, ...]] = []
-    real = recipes.optimize
-
-    def spy(objective, start, **kwargs):
-        starts.append(tuple(start.shape))
-        return real(objective, start, **kwargs)
-
-    monkeypatch.setattr(recipes, "optimize", spy)
-    cfg = TransferConfig(**{**SMALL, "size": 64}, steps=2, pyramid=(32, 48), pyramid_steps=1)
-    result = transfer(_rand(1, 3, 64, 48), _rand(1, 3, 64, 64, seed=1), cfg)
-    assert starts == [(1, 3, 32, 24), (1, 3, 48, 36), (1, 3, 64, 48)]
-    assert [h.step for h in result.history] == [1, 2, 3, 4]
-    assert [s.shape for s in result.segments] == [(32, 24), (48, 36), (64, 48)]
-    assert result.image.shape == (1, 3, 64, 48)
 
 
 # --- every ratio on the slider's range converges (the issue's acceptance test) -------------------

@@ -30,6 +30,7 @@ from ..images import target_size
 from ..layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
 from ..version import __version__
 from .hardware import Machine
+from .network import build_extractor
 from .winograd import winograd_layer, winograd_map
 
 #: The sides (square images) at which the calibration times an evaluation.
@@ -133,7 +134,6 @@ def measure(machine: Machine, config: TransferConfig = PAPER) -> Calibration:
     """Time building the paper's network and its evaluations at :data:`CALIBRATION_SIDES` (median of
     three after one warm-up each, freed memory kept as in a run), and fit the affine model."""
     from ..objective import MatchingObjective, content_targets, style_targets
-    from . import build_extractor
     from .malloc import keep_freed_memory
 
     cfg = config.replace(content_layers=PAPER.content_layers, style_layers=PAPER.style_layers,
