@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import rand
 
 import nst_utils as nst
 from benchmarks import child, flops, naive, report
@@ -23,7 +24,7 @@ def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair, paper_e
     model, content_losses, style_losses = naive.build_model(
         content, style, cfg.content_layers, cfg.style_layers, cfg.pooling)
     objective = child.bench_objective(cfg, paper_extractor, content, style)
-    image = torch.rand(content.shape, generator=torch.Generator().manual_seed(1))
+    image = rand(*content.shape, seed=1)
     with torch.no_grad():
         terms = objective(image)
         model(image)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_page, playwright_or_skip
+from helpers import ROOT
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOTEBOOKS = Path(os.environ.get("NB_BOOK_NOTEBOOKS", ROOT / "notebooks"))
 CHAPTERS = ["01_content_reconstruction", "02_style_reconstruction", "03_style_transfer",

@@ -8,6 +8,7 @@ import urllib.error
 import pytest
 import torch
 import torch.nn.functional as tf
+from helpers import rand
 
 import nst_utils.features as features_module
 from nst_utils.features import (
@@ -42,7 +43,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(("height", "width"), [(64, 64), (64, 96)])
 def test_shapes_per_layer(random_vgg, height, width):
-    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    image = rand(1, 3, height, width)
     feats = random_vgg(image, LAYERS)
     assert list(feats) == list(LAYERS)
     for name, f in feats.items():
@@ -355,7 +356,7 @@ def test_circular_padding_makes_the_network_shift_equivariant():
     """With circular padding the image is a torus: shifting it shifts the features, edges and all,
     which is why a texture synthesised this way tiles without a seam."""
     model = VGG19Features("random", "avg", seed=0, padding="circular", last_layer="relu3_1")
-    image = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    image = rand(1, 3, 32, 48)
     shifted = torch.roll(image, shifts=(8, 12), dims=(2, 3))
     a, b = model(image, ["relu3_1"])["relu3_1"], model(shifted, ["relu3_1"])["relu3_1"]
     torch.testing.assert_close(torch.roll(a, shifts=(2, 3), dims=(2, 3)), b, atol=1e-5, rtol=1e-4)
@@ -368,7 +369,7 @@ def test_circular_padding_makes_the_network_shift_equivariant():
 def test_padding_changes_only_the_border(padding):
     zeros = VGG19Features("random", seed=0, last_layer="relu1_1")
     other = VGG19Features("random", seed=0, last_layer="relu1_1", padding=padding)
-    image = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    image = rand(1, 3, 40, 40, seed=1)
     a, b = zeros(image, ["relu1_1"])["relu1_1"], other(image, ["relu1_1"])["relu1_1"]
     torch.testing.assert_close(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1])
     assert not torch.allclose(a[..., 0, :], b[..., 0, :])

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import load_script
 
 from nst_utils.layers import LAYER_CHANNELS, LAYERS
 from nst_utils.normalization import FILTER_MEANS_PATH, MIN_MEAN_FRACTION, load_filter_scales
@@ -93,7 +94,7 @@ def test_pool_taps_reuse_the_preceding_relu_scale(scales) -> None:
 
 
 @pytest.mark.slow
-def test_remeasured_means_reproduce_the_stored_file(stored, load_script) -> None:
+def test_remeasured_means_reproduce_the_stored_file(stored) -> None:
     """``scripts/compute_filter_means.py`` from scratch: ~1 min on 2 CPU cores."""
     pytest.importorskip("skimage")
     script = load_script("compute_filter_means")

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_page, playwright_or_skip
+from helpers import ROOT
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "03_style_transfer.ipynb"
 #: The folder served (a copy of it); overridable to try the test on a scratch notebook.
 NOTEBOOKS = Path(os.environ.get("NB_UI_NOTEBOOKS", ROOT / "notebooks"))

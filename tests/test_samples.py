@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from helpers import load_script
 from PIL import Image
 
 from nst_utils.samples import (
@@ -21,7 +21,6 @@ from nst_utils.samples import (
     sample_path,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 HOPPER_SIZE = (512, 600)  # matplotlib's photo; not stored with ours, so not in CREDITS.md
 
 
@@ -35,11 +34,7 @@ def _credited_sizes() -> dict[str, tuple[str, tuple[int, int]]]:
 @pytest.fixture(scope="module")
 def painter() -> ModuleType:
     """``scripts/paint_samples.py`` imported as a module (its ``main`` does not run)."""
-    spec = importlib.util.spec_from_file_location("paint_samples", ROOT / "scripts" / "paint_samples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paint_samples")
 
 
 # --- smoke / shape -------------------------------------------------------------------------------

@@ -86,16 +86,6 @@ def test_auto_is_direct_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     assert machine == Machine(torch.device("cuda"), "float32", "direct")
 
 
-@pytest.mark.usefixtures("no_native_bfloat16")
-def test_fast_mode_changes_no_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """NST_FAST shrinks the notebooks' sizes (``run_settings``); the code that runs is the same."""
-    configs = [PAPER.replace(device="cpu", precision=p) for p in ("auto", "float32", "bfloat16")]
-    monkeypatch.delenv("NST_FAST", raising=False)
-    normal = [plan(cfg) for cfg in configs]
-    monkeypatch.setenv("NST_FAST", "1")
-    assert [plan(cfg) for cfg in configs] == normal
-
-
 def test_machine_names_what_runs() -> None:
     assert Machine(CPU, "float32", "winograd").autocast_dtype is None
     assert Machine(CPU, "bfloat16", "direct").autocast_dtype == torch.bfloat16

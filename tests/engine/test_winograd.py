@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import rand
 from torch import nn
 
 from nst_utils.config import PAPER
@@ -132,7 +133,7 @@ def test_only_the_deep_layers_are_replaced() -> None:
 def test_features_and_gradients_of_the_caffe_network_agree() -> None:
     """The normalised Caffe VGG-19 through relu5_1: both algorithms, same features and image gradient."""
     layers = ["relu3_1", "relu4_2", "relu5_1"]
-    x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(4))
+    x = rand(1, 3, 64, 48, seed=4)
     results = []
     for algorithm in ("direct", "winograd"):
         ext = make_extractor(PAPER.replace(device="cpu", precision="float32", conv_algorithm=algorithm), layers)
