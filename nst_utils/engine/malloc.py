@@ -3,8 +3,8 @@
 Each evaluation of the objective allocates the network's activations and their gradients,
 hundreds of megabytes in tensors of up to tens of megabytes each, and frees them again.
 glibc's malloc serves blocks that large with a fresh ``mmap`` and returns them with
-``munmap``, so every evaluation faults in and zeroes all of that memory again: hundreds of
-thousands of page faults, and a large share of each evaluation spent in the kernel. With mmap
+``munmap``, so every evaluation faults in and zeroes all of that memory again, one page fault
+per page, and spends a large share of its time in the kernel. With mmap
 switched off for the run and trimming deferred, freed blocks stay in malloc's heap and later
 evaluations reuse them: after the first few steps, no faults. (PyTorch's CPU tuning guides get
 the same effect by preloading jemalloc or tcmalloc.) What it saves, and what it costs in peak

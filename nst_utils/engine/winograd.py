@@ -38,7 +38,7 @@ TILE = 4  # output tile side; input tiles are TILE + 2
 #: Maps smaller than this on either side take the direct convolution: with fewer than 4x4
 #: tiles the fixed cost of the transforms and of 36 small matrix products outweighs the
 #: multiplications saved (VGG-19's conv5_1 is 8 px wide in a 128 px run). Chosen by timing
-#: both algorithms, forward + input gradient, per map size; the break-even lies around 16 px.
+#: both algorithms, forward + input gradient, per map size: where the two break even.
 MIN_SIDE = 16
 #: Bytes of transformed input (or output) processed at once: bands of tile rows that stay in
 #: cache (the transforms of a whole large map at once are memory-bound).
