@@ -78,7 +78,8 @@ def _read(path: Path | io.BytesIO, name: Path | str) -> Image.Image:
                 image.close()  # a refused or broken image must not keep its file open
                 raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: too many pixels, refused as a possible decompression bomb ({err})") from err
+        raise ImageError(
+            f"{name}: too many pixels, refused as a possible decompression bomb ({err})") from err
     except UnidentifiedImageError as err:
         raise ImageError(f"{name}: not an image PIL can read") from err
     except OSError as err:  # truncated or corrupt data

@@ -85,7 +85,8 @@ def site(book_html):
 
 @pytest.fixture
 def page(sync_api, site, tmp_path):
-    with chromium_page(sync_api, tmp_path / "chromium-profile", {"width": 1280, "height": 1000}, 30_000) as (ctx, pg):
+    viewport = {"width": 1280, "height": 1000}
+    with chromium_page(sync_api, tmp_path / "chromium-profile", viewport, 30_000) as (ctx, pg):
         # offline: only our own server answers (MathJax would come from a CDN, so formulas stay TeX source)
         ctx.route(re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda route: route.abort())
         yield pg

@@ -63,7 +63,8 @@ def test_recombine_keeps_the_contents_chroma_exactly_even_out_of_gamut(photo):
 def test_luminance_inputs_are_grey_images(photo):
     content, style = luminance_inputs(photo, rand(1, 3, 32, 48))
     for image in (content, style):
-        assert image.shape[1] == 3 and torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
+        assert image.shape[1] == 3
+        assert torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
     torch.testing.assert_close(content, gray(luminance(photo)))
 
 
@@ -89,7 +90,8 @@ def test_the_two_bases_differ_but_both_match():
 def test_luminance_only_transfer_keeps_the_photographs_chroma_and_stylises_its_luminance(held_out_pair):
     photo, painting = held_out_pair
     cfg = PAPER.replace(size=max(photo.shape[-2:]), steps=15, device="cpu", init="content",
-                        style_layers=("relu1_1", "relu2_1", "relu3_1"), ratio=1e-4, preserve_color="luminance")
+                        style_layers=("relu1_1", "relu2_1", "relu3_1"), ratio=1e-4,
+                        preserve_color="luminance")
     result = transfer(photo, painting, cfg)
     iq_out, iq_photo = rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(photo)[:, 1:]
     torch.testing.assert_close(iq_out, iq_photo, atol=1e-4, rtol=0)

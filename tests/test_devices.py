@@ -26,7 +26,8 @@ def test_losses_match_the_cpu(device: str) -> None:
     a = nst.gram_matrix(rand(1, 16, 12, 10, seed=2))
     on = torch.device(device)
     torch.testing.assert_close(nst.gram_matrix(f.to(on)).cpu(), nst.gram_matrix(f), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(nst.content_loss(f.to(on), p.to(on)).cpu(), nst.content_loss(f, p), rtol=1e-5, atol=0)
+    torch.testing.assert_close(nst.content_loss(f.to(on), p.to(on)).cpu(), nst.content_loss(f, p),
+                               rtol=1e-5, atol=0)
     torch.testing.assert_close(nst.style_layer_loss(f.to(on), a.to(on)).cpu(), nst.style_layer_loss(f, a),
                                rtol=1e-4, atol=0)
     torch.testing.assert_close(nst.tv_loss(f[:, :3].to(on)).cpu(), nst.tv_loss(f[:, :3]), rtol=1e-5, atol=0)
@@ -66,7 +67,8 @@ def test_chapter_4_controls_run_on_the_device_from_host_inputs(device: str, pres
     result = nst.transfer(photo, ["scream", "starry_night"], cfg, masks=split_guides(tuple(photo.shape[-2:])))
     assert result.image.device.type == device and result.steps == cfg.steps
     if preserve_color == "luminance":
-        torch.testing.assert_close(rgb_to_yiq(result.image.cpu())[:, 1:], rgb_to_yiq(photo)[:, 1:], atol=1e-4, rtol=0)
+        torch.testing.assert_close(rgb_to_yiq(result.image.cpu())[:, 1:], rgb_to_yiq(photo)[:, 1:],
+                                   atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -189,7 +189,8 @@ def test_normalised_features_are_raw_features_times_filter_scale(caffe_vgg, raw_
         expected = raw[name] * scale
         # The scales are folded into the weights: equal up to float32 rounding of the dot products
         # (an output that nearly cancels can differ relatively, hence the absolute term).
-        torch.testing.assert_close(normalised[name], expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+        torch.testing.assert_close(normalised[name], expected, rtol=1e-5,
+                                   atol=1e-6 * float(expected.abs().max()))
 
 
 def test_folding_leaves_no_scale_to_apply_and_keeps_other_weights_untouched(caffe_vgg, raw_caffe_vgg):
@@ -197,7 +198,8 @@ def test_folding_leaves_no_scale_to_apply_and_keeps_other_weights_untouched(caff
     folded = dict(zip(caffe_vgg.layer_names, caffe_vgg.body))
     raw = dict(zip(raw_caffe_vgg.layer_names, raw_caffe_vgg.body))
     # conv1_2: outputs scaled by its own scale, inputs divided by conv1_1's.
-    expected = raw["conv1_2"].weight * scales["conv1_2"].view(-1, 1, 1, 1) / scales["conv1_1"].view(1, -1, 1, 1)
+    outputs, inputs = scales["conv1_2"].view(-1, 1, 1, 1), scales["conv1_1"].view(1, -1, 1, 1)
+    expected = raw["conv1_2"].weight * outputs / inputs
     torch.testing.assert_close(folded["conv1_2"].weight, expected)
     torch.testing.assert_close(folded["conv1_2"].bias, raw["conv1_2"].bias * scales["conv1_2"])
     # The shared dequantised Caffe weights are not modified by building a normalised extractor.
@@ -322,7 +324,8 @@ def test_channels_last_matches_default(caffe_vgg, photo):
 
 def test_bfloat16_autocast_is_close_and_returns_float32(raw_caffe_vgg, photo):
     # normalize=False: no float32 scale multiplication that could hide a bfloat16 result.
-    model = VGG19Features("caffe", "max", normalize=False, autocast_dtype=torch.bfloat16, last_layer="conv3_1")
+    model = VGG19Features("caffe", "max", normalize=False, autocast_dtype=torch.bfloat16,
+                          last_layer="conv3_1")
     layers = ["conv1_1", "relu2_1", "conv3_1"]
     got, expected = model(photo, layers), raw_caffe_vgg(photo, layers)
     for name in layers:
@@ -377,5 +380,6 @@ def test_padding_changes_only_the_border(padding):
 
 
 def test_unknown_padding_is_refused():
-    with pytest.raises(ValueError, match="unknown padding 'mirror'; expected one of zeros, reflect, circular"):
+    with pytest.raises(ValueError,
+                       match="unknown padding 'mirror'; expected one of zeros, reflect, circular"):
         build_vgg19_body("random", "avg", padding="mirror")

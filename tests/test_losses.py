@@ -226,7 +226,8 @@ def test_gram_matrix_matches_einsum_oracle():
 @pytest.mark.parametrize("shape", [(1, 6, 4, 5), (3, 2, 7), (2, 3, 2, 5)])
 def test_content_loss_matches_oracle(shape):
     f, p = rand64(*shape, seed=1), rand64(*shape, seed=2)
-    torch.testing.assert_close(content_loss_paper(f, p).item(), _oracle_content_paper(f, p), rtol=1e-12, atol=0)
+    torch.testing.assert_close(content_loss_paper(f, p).item(), _oracle_content_paper(f, p),
+                               rtol=1e-12, atol=0)
     torch.testing.assert_close(content_loss(f, p).item(), _oracle_content(f, p), rtol=1e-12, atol=0)
 
 
@@ -247,10 +248,12 @@ def test_content_loss_is_size_independent_and_paper_is_not():
     big_f, big_p = f.repeat(1, 2, 2, 2), p.repeat(1, 2, 2, 2)
     assert big_f.numel() == 8 * f.numel()
     torch.testing.assert_close(content_loss(big_f, big_p), content_loss(f, p), rtol=1e-12, atol=0)
-    torch.testing.assert_close(content_loss_paper(big_f, big_p), 8 * content_loss_paper(f, p), rtol=1e-12, atol=0)
+    torch.testing.assert_close(content_loss_paper(big_f, big_p), 8 * content_loss_paper(f, p),
+                               rtol=1e-12, atol=0)
     # A constant error at 16 x 16 and at 64 x 64 (M x 16): equal, and paper ratio 16.
     small, large = torch.full((1, 4, 16, 16), 0.3), torch.full((1, 4, 64, 64), 0.3)
-    assert content_loss(small, 0 * small).item() == pytest.approx(content_loss(large, 0 * large).item(), rel=1e-6)
+    assert content_loss(small, 0 * small).item() == pytest.approx(
+        content_loss(large, 0 * large).item(), rel=1e-6)
     assert content_loss_paper(large, 0 * large).item() == pytest.approx(
         16 * content_loss_paper(small, 0 * small).item(), rel=1e-6)
 
@@ -280,7 +283,8 @@ def test_style_layer_loss_target_from_other_size_uses_generated_m():
 
 def test_style_loss_is_weighted_sum():
     f = {"conv1_1": rand64(1, 2, 4, 4, seed=1), "conv3_1": rand64(1, 5, 2, 3, seed=2)}
-    g = {"conv1_1": gram_matrix(rand64(1, 2, 4, 4, seed=3)), "conv3_1": gram_matrix(rand64(1, 5, 2, 3, seed=4))}
+    g = {"conv1_1": gram_matrix(rand64(1, 2, 4, 4, seed=3)),
+         "conv3_1": gram_matrix(rand64(1, 5, 2, 3, seed=4))}
     weights = {"conv1_1": 0.2, "conv3_1": 0.7}
     expected = sum(w * _oracle_style_layer(f[k], g[k]) for k, w in weights.items())
     torch.testing.assert_close(style_loss(f, g, weights).item(), expected, rtol=1e-12, atol=0)
@@ -289,10 +293,11 @@ def test_style_loss_is_weighted_sum():
 def test_batch_of_two_sums():
     f, p = rand64(2, 3, 4, 4, seed=1), rand64(2, 3, 4, 4, seed=2)
     a = gram_matrix(rand64(1, 3, 4, 4, seed=3))
-    torch.testing.assert_close(content_loss(f, p), content_loss(f[:1], p[:1]) + content_loss(f[1:], p[1:]))
-    torch.testing.assert_close(content_loss_paper(f, p), content_loss_paper(f[:1], p[:1]) + content_loss_paper(f[1:], p[1:]))
+    for loss in (content_loss, content_loss_paper):
+        torch.testing.assert_close(loss(f, p), loss(f[:1], p[:1]) + loss(f[1:], p[1:]))
     torch.testing.assert_close(content_loss(f, p).item(), _oracle_content(f, p), rtol=1e-12, atol=0)
-    torch.testing.assert_close(style_layer_loss(f, a), style_layer_loss(f[:1], a) + style_layer_loss(f[1:], a))
+    torch.testing.assert_close(style_layer_loss(f, a),
+                               style_layer_loss(f[:1], a) + style_layer_loss(f[1:], a))
     torch.testing.assert_close(tv_loss(f), tv_loss(f[:1]) + tv_loss(f[1:]))
     grams = gram_matrix(f)
     torch.testing.assert_close(grams[1], gram_matrix(f[1])[0])
@@ -338,7 +343,8 @@ def test_gradcheck_tv_loss():
 def test_gradcheck_style_loss():
     f = rand64(1, 2, 3, 3, seed=1).requires_grad_()
     g = rand64(1, 4, 2, 2, seed=2).requires_grad_()
-    targets = {"conv1_1": gram_matrix(rand64(1, 2, 3, 3, seed=3)), "conv2_1": gram_matrix(rand64(1, 4, 2, 2, seed=4))}
+    targets = {"conv1_1": gram_matrix(rand64(1, 2, 3, 3, seed=3)),
+               "conv2_1": gram_matrix(rand64(1, 4, 2, 2, seed=4))}
 
     def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return style_loss({"conv1_1": x, "conv2_1": y}, targets, {"conv1_1": 0.3, "conv2_1": 0.7})

@@ -76,7 +76,8 @@ def test_no_scale_exceeds_the_floor_times_the_median_scale(stored, scales) -> No
         if floored.any():
             floored_layers += 1
             # Every floored filter sits exactly at the limit; the others keep 1 / mean.
-            torch.testing.assert_close(scale[floored], torch.full_like(scale[floored], limit), rtol=1e-6, atol=0)
+            torch.testing.assert_close(scale[floored], torch.full_like(scale[floored], limit),
+                                       rtol=1e-6, atol=0)
         torch.testing.assert_close(scale[~floored], 1.0 / mean[~floored], rtol=1e-6, atol=0)
     assert floored_layers >= 1  # the floor is not a no-op on these data
     # The module's own example: conv1_1's filter 12 (a saturated-blue detector) fires rarely.

@@ -100,8 +100,8 @@ def full_run_problems(nb) -> list[str]:
             continue
         found = [(int(s), int(t)) for s, t in RUN_SETTINGS_CALL.findall(cell.source)]
         if len(found) != mentioned:
-            problems.append(f"code cell {n} calls run_settings {mentioned} time(s), {len(found)} with literal "
-                            "arguments (write nst.run_settings(size=<int>, steps=<int>))")
+            problems.append(f"code cell {n} calls run_settings {mentioned} time(s), {len(found)} with "
+                            "literal arguments (write nst.run_settings(size=<int>, steps=<int>))")
         stdout = _stdout(cell)
         for size, steps in found:
             missing = [f"={v}" for v in (size, steps) if not re.search(rf"={v}(?!\d)", stdout)]

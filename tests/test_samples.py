@@ -121,7 +121,8 @@ def test_bad_size_raises(size: object) -> None:
 # --- unknown names -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call", [sample_image, sample_path, lambda name: resolve_image_source(SAMPLE_PREFIX + name)])
+@pytest.mark.parametrize(
+    "call", [sample_image, sample_path, lambda name: resolve_image_source(SAMPLE_PREFIX + name)])
 def test_unknown_name_is_one_line_listing_the_names(call) -> None:
     expected = f"unknown sample 'nope'; expected one of {', '.join(SAMPLES)}"
     with pytest.raises(ValueError) as info:
@@ -140,7 +141,9 @@ def test_resolve_bare_name(name: str, tmp_path: Path, monkeypatch: pytest.Monkey
     assert resolved.tobytes() == sample_image(name).tobytes()
 
 
-def test_prefix_means_the_sample_even_if_a_file_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefix_means_the_sample_even_if_a_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / f"{SAMPLE_PREFIX}scream").touch()
     monkeypatch.chdir(tmp_path)
     resolved = resolve_image_source(f"{SAMPLE_PREFIX}scream")
@@ -182,7 +185,8 @@ def test_painted_samples_are_shipped_at_full_size(painter: ModuleType) -> None:
 
 
 def test_painter_rejects_bad_arguments(painter: ModuleType) -> None:
-    with pytest.raises(ValueError, match=f"^unknown painted sample 'nope'; expected one of {', '.join(painter.FILES)}$"):
+    expected = f"^unknown painted sample 'nope'; expected one of {', '.join(painter.FILES)}$"
+    with pytest.raises(ValueError, match=expected):
         painter.paint("nope", 64)
     with pytest.raises(ValueError, match=f"^size must be at least {painter.MIN_SIZE} pixels, got 8$"):
         painter.paint("mosaic", 8)

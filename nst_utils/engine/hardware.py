@@ -61,7 +61,8 @@ class Machine:
         return torch.bfloat16 if self.precision == "bfloat16" else None
 
     def to_dict(self) -> dict[str, str]:
-        return {"device": str(self.device), "precision": self.precision, "conv_algorithm": self.conv_algorithm}
+        return {"device": str(self.device), "precision": self.precision,
+                "conv_algorithm": self.conv_algorithm}
 
 
 def plan(config: TransferConfig) -> Machine:

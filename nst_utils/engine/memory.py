@@ -145,7 +145,8 @@ def estimate_peak_memory(
     pixels = height * width
     unknowns = 3 * pixels
     deepest = max((*config.content_layers, *config.style_layers), key=LAYER_INDEX.__getitem__)
-    activations = saved_activation_bytes(pixels, config.content_layers, config.style_layers, 2 if reduced else 4)
+    activations = saved_activation_bytes(pixels, config.content_layers, config.style_layers,
+                                         2 if reduced else 4)
     targets = sum(_elements(n, pixels) * 4 for n in config.content_layers)
     targets += sum(LAYER_CHANNELS[n] ** 2 * 4 for n in config.style_layers)
     total = ACTIVATION_FACTOR * activations + targets

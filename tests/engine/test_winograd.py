@@ -68,7 +68,8 @@ def every_map_size(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_maps_below_the_minimum_side_are_convolved_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, ...]] = []
     real = winograd.winograd_conv3x3
-    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda x, *a: calls.append(tuple(x.shape)) or real(x, *a))
+    monkeypatch.setattr(winograd, "winograd_conv3x3",
+                        lambda x, *a: calls.append(tuple(x.shape)) or real(x, *a))
     conv = nn.Conv2d(4, 6, 3, padding=1).requires_grad_(False)
     fast = WinogradConv2d(conv)
     side = winograd.MIN_SIDE
@@ -123,8 +124,8 @@ def test_only_the_deep_layers_are_replaced() -> None:
     config = PAPER.replace(weights="random", device="cpu", precision="float32", conv_algorithm="winograd")
     ext = make_extractor(config, ["relu5_1"])
     replaced = [name for name, m in zip(ext.layer_names, ext.body) if isinstance(m, WinogradConv2d)]
-    assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1", "conv4_2", "conv4_3", "conv4_4",
-                        "conv5_1"]
+    assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4",
+                        "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1"]
     assert ext.conv_algorithm == "winograd"
     assert not use_winograd(nn.Conv2d(64, 64, 3, padding=1))
 
@@ -136,7 +137,8 @@ def test_features_and_gradients_of_the_caffe_network_agree() -> None:
     x = rand(1, 3, 64, 48, seed=4)
     results = []
     for algorithm in ("direct", "winograd"):
-        ext = make_extractor(PAPER.replace(device="cpu", precision="float32", conv_algorithm=algorithm), layers)
+        config = PAPER.replace(device="cpu", precision="float32", conv_algorithm=algorithm)
+        ext = make_extractor(config, layers)
         assert ext.conv_algorithm == algorithm
         xi = x.clone().requires_grad_(True)
         feats = ext(xi, layers)
