@@ -43,7 +43,8 @@ def _sizes(text: str) -> list[int]:
 
 
 def _precisions(text: str) -> list[str]:
-    names = [nst.PAPER.precision if p.strip() == "default" else p.strip() for p in text.split(",") if p.strip()]
+    given = [p.strip() for p in text.split(",") if p.strip()]
+    names = [nst.PAPER.precision if p == "default" else p for p in given]
     for name in names:
         if name not in PRECISIONS:
             raise argparse.ArgumentTypeError(
@@ -64,7 +65,8 @@ def _optimizers(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     for name in names:
         if name not in OPTIMIZERS:
-            raise argparse.ArgumentTypeError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
     return list(dict.fromkeys(names))
 
 
@@ -73,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_sizes, default=[128, 256, 512], help="image sides (128,256,512)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per run (%(default)s)")
     p.add_argument("--warmup", type=int, default=5,
-                   help="first steps left out of the median: L-BFGS-B finds its scale, allocations settle (%(default)s)")
+                   help="first steps left out of the median: L-BFGS-B finds its scale, allocations settle "
+                        "(%(default)s)")
     p.add_argument("--quality-steps", type=int, default=100,
-                   help="reference steps that set the quality threshold; 0 skips it (%(default)s; paper-like: 300)")
+                   help="reference steps that set the quality threshold; 0 skips it "
+                        "(%(default)s; paper-like: 300)")
     p.add_argument("--quality-cap", type=float, default=2.0,
                    help="nst_utils gives up after this many times --quality-steps (%(default)s)")
     p.add_argument("--precisions", type=_precisions, default=_precisions("default,auto,float32"),
@@ -86,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nst_utils optimisers; the first runs every variant, the others the default one "
                         "(lbfgs,lbfgs-scipy)")
     p.add_argument("--pyramid-steps", type=int, default=100,
-                   help="also run nst_utils coarse-to-fine: this many steps at half size first; 0: don't (%(default)s)")
+                   help="also run nst_utils coarse-to-fine: this many steps at half size first; 0: don't "
+                        "(%(default)s)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--impl", default="naive,nst", help="implementations to run (naive,nst)")
     p.add_argument("--out", type=Path, default=HERE / "results.md", help="markdown output (%(default)s)")
@@ -149,7 +154,8 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
                     seen.add(variant)
                     row = run_child(spec, args.timeout)
                     rows.append(row)
-                    print(f"{size} px nst {precision} {algorithm}: {row['s_per_step']:.3f} s/step", file=sys.stderr)
+                    print(f"{size} px nst {precision} {algorithm}: {row['s_per_step']:.3f} s/step",
+                          file=sys.stderr)
             for optimizer in args.optimizers[1:]:  # the other optimisers with the default settings
                 spec = {**base, "impl": "nst", "precision": args.precisions[0], "conv_algorithm": "auto",
                         "optimizer": optimizer, "threshold": threshold,
@@ -164,7 +170,8 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> list[dict]:
                         "max_steps": int(args.quality_cap * args.quality_steps)}
                 pyramid = run_child(spec, args.timeout)
                 rows.append(pyramid)
-                print(f"{size} px nst coarse-to-fine: {pyramid['time_to_quality_s']} s to quality", file=sys.stderr)
+                print(f"{size} px nst coarse-to-fine: {pyramid['time_to_quality_s']} s to quality",
+                      file=sys.stderr)
                 # What coarse-to-fine buys: the plain run's time to the loss the pyramid ended with.
                 spec = {**spec, "pyramid": [], "threshold": pyramid["best_loss"]}
                 row = run_child(spec, args.timeout)
@@ -194,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.out.write_text(text)
     args.out.with_suffix(".json").write_text(
-        json.dumps({"machine": info, "throughput": throughput, "settings": settings, "runs": rows}, indent=2) + "\n")
+        json.dumps({"machine": info, "throughput": throughput, "settings": settings, "runs": rows}, indent=2)
+        + "\n")
     return 0
 
 

@@ -9,8 +9,9 @@ Spec keys: ``impl`` (``"nst"``, ``"naive"`` or ``"memory"``), ``size``, ``steps`
 and ``max_steps`` (nst: keep going until the judged loss is at or below ``threshold``).
 
 ``s_per_eval`` is the median of :data:`EVAL_REPEATS` evaluations (forward + image gradient) timed
-on their own after the run, at its final image. Time per step excludes the judge (a float32 evaluation of ``nst_utils``' objective, only needed
-for reduced-precision runs; a float32 run's own loss *is* the judge's value). Times start when
+on their own after the run, at its final image. Time per step excludes the judge (a float32
+evaluation of ``nst_utils``' objective, only needed for reduced-precision runs; a float32 run's
+own loss *is* the judge's value). Times start when
 the optimisation starts: building the network and the targets is reported as ``setup_s``.
 """
 
@@ -45,7 +46,9 @@ def bench_images(size: int, device: torch.device | str = "cpu") -> tuple[Tensor,
     return load_image(CONTENT, (size, size), device=device), load_image(STYLE, (size, size), device=device)
 
 
-def bench_config(size: int, steps: int, precision: str | None = None, device: str = "cpu") -> nst.TransferConfig:
+def bench_config(
+    size: int, steps: int, precision: str | None = None, device: str = "cpu"
+) -> nst.TransferConfig:
     """The paper's settings (``nst.PAPER``) at ``size`` for ``steps``; precision as given or the default."""
     return nst.PAPER.replace(size=size, steps=steps, device=device,
                              precision=precision or nst.PAPER.precision)
@@ -68,7 +71,8 @@ def bench_objective(
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    """``max_memory_allocated`` on CUDA, else this process's peak private resident memory (``peak_private_memory``)."""
+    """``max_memory_allocated`` on CUDA, else this process's peak private resident memory
+    (``peak_private_memory``)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return peak_private_memory()
@@ -129,7 +133,9 @@ def _time_to(times: list[float], losses: list[float], threshold: float | None) -
 EVAL_REPEATS = 5
 
 
-def time_evaluation(evaluate: Callable[[], object], device: torch.device, repeats: int = EVAL_REPEATS) -> float:
+def time_evaluation(
+    evaluate: Callable[[], object], device: torch.device, repeats: int = EVAL_REPEATS
+) -> float:
     """Median wall time of ``evaluate()`` (one forward + image-gradient backward), run ``repeats`` times.
 
     A step also holds the optimiser's own work (scipy's L-BFGS-B update is O(history x pixels)
@@ -156,7 +162,8 @@ def run_nst(spec: dict[str, Any]) -> dict[str, Any]:
     threshold, steps = spec.get("threshold"), int(spec["steps"])
     max_steps = max(steps, int(spec.get("max_steps") or steps)) if threshold is not None else steps
     cfg = bench_config(int(spec["size"]), max_steps, spec.get("precision"), device.type)
-    cfg = cfg.replace(conv_algorithm=spec.get("conv_algorithm", "auto"), optimizer=spec.get("optimizer", cfg.optimizer))
+    cfg = cfg.replace(conv_algorithm=spec.get("conv_algorithm", "auto"),
+                      optimizer=spec.get("optimizer", cfg.optimizer))
     pyramid = tuple(spec.get("pyramid") or ())
     if pyramid:
         cfg = cfg.replace(pyramid=pyramid, pyramid_steps=int(spec.get("pyramid_steps") or 0))
@@ -256,7 +263,8 @@ def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
         final.grad = None
     threshold = min(losses[:quality]) if quality else None
     return {
-        "impl": "naive", "precision": "float32", "winograd": False, "dtype": "float32", "size": cfg.size, "setup_s": setup,
+        "impl": "naive", "precision": "float32", "winograd": False, "dtype": "float32", "size": cfg.size,
+        "setup_s": setup,
         "steps_run": len(times), "evaluations": len(times), "first_loss": losses[0] if losses else None,
         "s_per_step": _median_step(times[:steps], int(spec.get("warmup", 1))), "evals_per_step": 1.0,
         "s_per_eval": time_evaluation(evaluate, device),

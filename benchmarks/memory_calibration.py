@@ -69,5 +69,7 @@ def calibrate(sizes: Iterable[int], *, steps: int = STEPS, device: str = "cpu") 
     return rows
 
 
-def write_calibration(rows: list[dict[str, Any]], machine: dict[str, Any], path: Path = CALIBRATION_FILE) -> None:
+def write_calibration(
+    rows: list[dict[str, Any]], machine: dict[str, Any], path: Path = CALIBRATION_FILE
+) -> None:
     path.write_text(json.dumps({"machine": machine, "runs": rows}, indent=2) + "\n")

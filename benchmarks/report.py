@@ -45,8 +45,8 @@ def table(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str, f
         step, evaluation = row.get("s_per_step"), row.get("s_per_eval")
         lines.append(
             f"| {row['size']} | {name} | {row['precision']} ({row['dtype']}) | {_fmt(step, '.3f')} | "
-            f"{_fmt(evaluation, '.3f')} | {row['evals_per_step']:.2f} | {_outside(row)} | {_fmt(floor, '.3f')} | "
-            f"{_ratio(evaluation, floor)} | {_ratio(step, floor)} | "
+            f"{_fmt(evaluation, '.3f')} | {row['evals_per_step']:.2f} | {_outside(row)} | "
+            f"{_fmt(floor, '.3f')} | {_ratio(evaluation, floor)} | {_ratio(step, floor)} | "
             f"{row['peak_bytes'] / MIB:.0f} | {_quality(row)} | {_fmt(row.get('final_loss'), '.4g')} |"
         )
     return "\n".join(lines)
@@ -95,8 +95,8 @@ def document(rows: Sequence[Mapping[str, Any]], floors: Mapping[int, Mapping[str
         "",
         table(rows, floors),
         "",
-        "Throughput measured in this run (3x3 conv 256->256 at 128x128; 2048^2 matmul; smaller where bfloat16 "
-        "is emulated), GFLOP/s: "
+        "Throughput measured in this run (3x3 conv 256->256 at 128x128; 2048^2 matmul; smaller where "
+        "bfloat16 is emulated), GFLOP/s: "
         + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in throughput.items()) + ".",
         "",
         "How to read it:",

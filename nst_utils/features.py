@@ -279,9 +279,8 @@ class VGG19Features(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         found: dict[str, Tensor] = {}
-        with torch.autocast(
-            x.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
-        ):
+        enabled = self.autocast_dtype is not None
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=enabled):
             for name, module in zip(self.layer_names[: stop + 1], self.body):
                 x = module(x)
                 if name in wanted:

@@ -35,11 +35,11 @@ sequential loop over up to ``n`` sorted breakpoints, followed by a subspace mini
 the compact representation; both are long to read and serial on a GPU. Here every operation is
 elementwise or a dot product, so the whole update stays on the device, with the same
 ingredients (curvature pairs, a Wolfe search, bound-held variables). Why not a library
-optimiser: ``torch.optim.LBFGS`` has no bounds; ``pytorch-minimize`` 0.1.0's ``l-bfgs-b``
-does not restrict its direction to the free variables, so it caps each step at the first bound
-any variable meets (found in a Python loop over the variables), and it takes a step even when
-its line search fails. Only the line search is borrowed, from PyTorch; it is a private
-function, so ``tests/test_lbfgsb.py`` is what notices if it changes.
+optimiser: ``torch.optim.LBFGS`` has no bounds, and a bounded port must restrict its direction
+to the free variables, or each step stops at the first bound any variable meets (the README's
+"L-BFGS with a box" says which port we checked and what it does). Only the line search is
+borrowed, from PyTorch; it is a private function, so ``tests/test_lbfgsb.py`` is what notices
+if it changes.
 
 Host synchronisations: one ``float(loss)`` per evaluation, the line search's own tests (a few
 scalar reads per trial), and per iteration the slope ``phi'(0)`` and the curvature test of the

@@ -18,11 +18,10 @@ Why. (a) The paper's content loss is a sum over ``N_l M_l`` terms while ``E_l`` 
 512 px than at 128 px; a mean removes that. (b) The paper's alpha/beta values cannot be taken
 literally: its reference implementation (MSE losses, style weights 1e3/N_l^2) ran at an
 effective paper-unit alpha/beta of about 1e-6 to 1e-4 at 512 px, not the 1e-3 the text reports.
-Measured on this normalised network at 128 px from white noise with the per-element mean alone,
-alpha/beta = 1e-3 gives pure texture, 1e-2 a faint face and 1e-1 the photograph clearly painted
-in the style; the constant 100 moves that sequence to 1e-5, 1e-4 and 1e-3, which is what the
-paper's trade-off figure shows for those values. Our alpha/beta therefore equals the paper's
-alpha/beta times ``N_l M_l / 100`` of the content layer.
+The constant 100 is calibrated on this normalised network so that the paper's alpha/beta values
+give the pictures its trade-off figure shows for them (the measurements: the README, "What α/β
+means"). Our alpha/beta therefore equals the paper's alpha/beta times ``N_l M_l / 100`` of the
+content layer.
 
 Total variation is not in the paper; :func:`tv_loss` documents its own scale.
 Inputs may be ``(N, H, W)`` or ``(B, N, H, W)``; a batch is summed over. Every result is a

@@ -11,8 +11,9 @@ a per-channel constant. :class:`~nst_utils.features.VGG19Features` rescales the 
 way, as the paper did (:func:`~nst_utils.features.fold_filter_scales`). The means were
 measured once, offline, by ``scripts/compute_filter_means.py``.
 
-Without it, the Caffe network's layers differ by six orders of magnitude in their style loss,
-conv4_1 drowns the others, and the paper's α/β values mean nothing.
+Without it, the Caffe network's layers differ by orders of magnitude in their style loss, one
+layer drowns the others, and the paper's α/β values mean nothing (measured: the README, "The
+normalised network").
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ from .layers import LAYERS
 FILTER_MEANS_PATH = Path(__file__).with_name("data") / "vgg19_caffe_filter_means.pt"
 #: Departure from the paper, forced by a small reference set: nine photographs cannot estimate
 #: the mean of a filter that rarely fires (the paper averaged over ImageNet). Such a filter gets a
-#: huge scale, and the fourth power in E_l lets it swamp its layer: conv1_1's filter 12 (a
-#: saturated-blue detector, mean 0.38 against a layer median of 18) fires at 92x its mean on the
-#: "mosaic" sample, making relu1_1's style term 10^4-10^7 times the others'. Flooring each mean at
-#: this fraction of its layer's median (so no scale exceeds 5x the layer's median scale) touches
-#: 1-5 filters per layer and brings every layer's term back to within a few orders of magnitude.
+#: huge scale, and the fourth power in E_l lets it swamp its layer, as conv1_1's filter 12 (a
+#: saturated-blue detector) does on a blue painting (the numbers: the README, "The normalised
+#: network"). Flooring each mean at this fraction of its layer's median caps every scale at
+#: 1 / MIN_MEAN_FRACTION times the layer's median scale.
 MIN_MEAN_FRACTION = 0.2
 
 

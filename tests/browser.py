@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("NB_UI_CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def missing(modules: Sequence[tuple[str, str]] = ()) -> str | None:
@@ -34,7 +34,8 @@ def missing(modules: Sequence[tuple[str, str]] = ()) -> str | None:
 
 
 def playwright_or_skip(modules: Sequence[tuple[str, str]] = ()):
-    """``playwright.sync_api``, or a skip (a failure under ``NST_REQUIRE_BROWSER=1``) naming what is missing."""
+    """``playwright.sync_api``, or a skip (a failure under ``NST_REQUIRE_BROWSER=1``) naming what is
+    missing."""
     reason = missing(modules)
     if reason and os.environ.get("NST_REQUIRE_BROWSER") == "1":
         pytest.fail(f"NST_REQUIRE_BROWSER=1 but {reason}")

@@ -1,14 +1,12 @@
-"""Shared pytest fixtures. Each fixture is a plainly named function; add new ones below."""
+"""Shared pytest fixtures. Each fixture is a plainly named function; add new ones below. Shared
+constants and plain functions (``ROOT``, ``rand``, ``SMALL``) are in ``tests/helpers.py``."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
+from helpers import SMALL
 from matplotlib import cbook
 from PIL import Image
 
@@ -55,22 +53,8 @@ def paper_extractor() -> VGG19Features:
 
 @pytest.fixture(scope="session")
 def small_random_extractor() -> VGG19Features:
-    """Seeded random-weight VGG-19 truncated after relu2_1: the cheapest extractor for plumbing tests."""
-    from nst_utils.config import PAPER
+    """Seeded random-weight VGG-19 truncated after relu2_1, the network of ``helpers.SMALL``: the
+    cheapest extractor for plumbing tests."""
     from nst_utils.recipes import make_extractor
 
-    return make_extractor(PAPER.replace(weights="random", device="cpu"), ["relu2_1"])
-
-
-@pytest.fixture(scope="session")
-def load_script():
-    """``load_script("name")`` imports ``scripts/name.py`` (maintenance scripts are not a package)."""
-
-    def load(name: str) -> ModuleType:
-        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
+    return make_extractor(SMALL)

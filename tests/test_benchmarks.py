@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import rand
 
 import nst_utils as nst
 from benchmarks import child, flops, naive, report
@@ -23,7 +24,7 @@ def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair, paper_e
     model, content_losses, style_losses = naive.build_model(
         content, style, cfg.content_layers, cfg.style_layers, cfg.pooling)
     objective = child.bench_objective(cfg, paper_extractor, content, style)
-    image = torch.rand(content.shape, generator=torch.Generator().manual_seed(1))
+    image = rand(*content.shape, seed=1)
     with torch.no_grad():
         terms = objective(image)
         model(image)
@@ -32,7 +33,8 @@ def test_naive_reference_and_nst_utils_evaluate_the_same_objective(pair, paper_e
     ref_style = cfg.style_weight * float(sum(sl.loss for sl in style_losses)) / len(style_losses)
     assert ref_content == pytest.approx(ours_content, rel=1e-3)
     assert ref_style == pytest.approx(ours_style, rel=1e-3)
-    reference = naive.evaluate(model, content_losses, style_losses, image, cfg.content_weight, cfg.style_weight)
+    reference = naive.evaluate(model, content_losses, style_losses, image,
+                               cfg.content_weight, cfg.style_weight)
     assert reference == pytest.approx(ours_content + ours_style, rel=1e-3)
 
 
@@ -48,7 +50,8 @@ def test_child_runs_both_implementations(pair, paper_extractor) -> None:
         assert row["size"] == SIZE and row["s_per_step"] > 0 and row["peak_bytes"] > 0
         assert 0 < row["s_per_eval"] < 10 * row["s_per_step"] + 1
     assert ours["dtype"] == "float32" and ours["winograd"] is True  # conv_algorithm "auto" on a CPU
-    assert ref["steps_run"] == 2 and ref["threshold"] == pytest.approx(min(ref["final_loss"], ref["best_loss"]))
+    assert ref["steps_run"] == 2
+    assert ref["threshold"] == pytest.approx(min(ref["final_loss"], ref["best_loss"]))
     # The reference's first evaluation is at the shared noise start: nst_utils' objective there.
     content, style = pair
     cfg = child.bench_config(SIZE, 2)
@@ -68,7 +71,8 @@ def test_settings_that_resolve_alike_run_once(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr("nst_utils.engine.hardware.native_bfloat16", lambda device: False)
     specs: list[dict] = []
-    monkeypatch.setattr(bench, "run_child", lambda spec, timeout=None: specs.append(spec) or {"s_per_step": 1.0})
+    monkeypatch.setattr(bench, "run_child",
+                        lambda spec, timeout=None: specs.append(spec) or {"s_per_step": 1.0})
     args = bench.build_parser().parse_args(["--sizes", "64", "--impl", "nst", "--pyramid-steps", "0",
                                             "--precisions", "default,auto,float32",
                                             "--conv-algorithms", "auto,direct,winograd"])

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_page, playwright_or_skip
+from helpers import ROOT
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOTEBOOKS = Path(os.environ.get("NB_BOOK_NOTEBOOKS", ROOT / "notebooks"))
 CHAPTERS = ["01_content_reconstruction", "02_style_reconstruction", "03_style_transfer",
@@ -85,7 +85,8 @@ def site(book_html):
 
 @pytest.fixture
 def page(sync_api, site, tmp_path):
-    with chromium_page(sync_api, tmp_path / "chromium-profile", {"width": 1280, "height": 1000}, 30_000) as (ctx, pg):
+    viewport = {"width": 1280, "height": 1000}
+    with chromium_page(sync_api, tmp_path / "chromium-profile", viewport, 30_000) as (ctx, pg):
         # offline: only our own server answers (MathJax would come from a CDN, so formulas stay TeX source)
         ctx.route(re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda route: route.abort())
         yield pg

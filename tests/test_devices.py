@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import SMALL, rand
 
 import nst_utils as nst
 
@@ -15,21 +16,18 @@ DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")),
 ]
-SMALL = nst.PAPER.replace(weights="random", size=48, steps=6, content_layers=("relu2_1",),
-                          style_layers=("relu1_1", "relu2_1"))
-
-
-def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+#: The images below are 48 px.
+CONFIG = SMALL.replace(size=48, steps=6)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_losses_match_the_cpu(device: str) -> None:
-    f, p = _rand(1, 16, 12, 10), _rand(1, 16, 12, 10, seed=1)
-    a = nst.gram_matrix(_rand(1, 16, 12, 10, seed=2))
+    f, p = rand(1, 16, 12, 10), rand(1, 16, 12, 10, seed=1)
+    a = nst.gram_matrix(rand(1, 16, 12, 10, seed=2))
     on = torch.device(device)
     torch.testing.assert_close(nst.gram_matrix(f.to(on)).cpu(), nst.gram_matrix(f), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(nst.content_loss(f.to(on), p.to(on)).cpu(), nst.content_loss(f, p), rtol=1e-5, atol=0)
+    torch.testing.assert_close(nst.content_loss(f.to(on), p.to(on)).cpu(), nst.content_loss(f, p),
+                               rtol=1e-5, atol=0)
     torch.testing.assert_close(nst.style_layer_loss(f.to(on), a.to(on)).cpu(), nst.style_layer_loss(f, a),
                                rtol=1e-4, atol=0)
     torch.testing.assert_close(nst.tv_loss(f[:, :3].to(on)).cpu(), nst.tv_loss(f[:, :3]), rtol=1e-5, atol=0)
@@ -37,9 +35,9 @@ def test_losses_match_the_cpu(device: str) -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_features_match_the_cpu(device: str, small_random_extractor) -> None:
-    cfg = SMALL.replace(device=device, conv_algorithm="direct")
+    cfg = CONFIG.replace(device=device, conv_algorithm="direct")
     extractor = nst.make_extractor(cfg)
-    image = _rand(1, 3, 40, 48)
+    image = rand(1, 3, 40, 48)
     got = extractor(image.to(extractor.input_scale.device), ["relu1_1", "relu2_1"])
     want = small_random_extractor(image, ["relu1_1", "relu2_1"])
     for name in want:
@@ -50,8 +48,8 @@ def test_features_match_the_cpu(device: str, small_random_extractor) -> None:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_a_transfer_runs_on_the_device_and_keeps_the_box(device: str, optimizer: str) -> None:
-    cfg = SMALL.replace(device=device, optimizer=optimizer)
-    result = nst.transfer(_rand(1, 3, 48, 40), _rand(1, 3, 48, 40, seed=1), cfg)
+    cfg = CONFIG.replace(device=device, optimizer=optimizer)
+    result = nst.transfer(rand(1, 3, 48, 40), rand(1, 3, 48, 40, seed=1), cfg)
     assert result.machine.device.type == device and result.image.device.type == device
     assert 0 <= float(result.image.min()) and float(result.image.max()) <= 1
     assert result.losses()[-1] < result.losses()[0]
@@ -64,12 +62,13 @@ def test_chapter_4_controls_run_on_the_device_from_host_inputs(device: str, pres
     from nst_utils.color import rgb_to_yiq
     from nst_utils.guides import split_guides
 
-    cfg = SMALL.replace(device=device, preserve_color=preserve_color, padding="reflect")
+    cfg = CONFIG.replace(device=device, preserve_color=preserve_color, padding="reflect")
     photo = nst.load_image("tubingen", 48)
     result = nst.transfer(photo, ["scream", "starry_night"], cfg, masks=split_guides(tuple(photo.shape[-2:])))
     assert result.image.device.type == device and result.steps == cfg.steps
     if preserve_color == "luminance":
-        torch.testing.assert_close(rgb_to_yiq(result.image.cpu())[:, 1:], rgb_to_yiq(photo)[:, 1:], atol=1e-4, rtol=0)
+        torch.testing.assert_close(rgb_to_yiq(result.image.cpu())[:, 1:], rgb_to_yiq(photo)[:, 1:],
+                                   atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

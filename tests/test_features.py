@@ -8,6 +8,7 @@ import urllib.error
 import pytest
 import torch
 import torch.nn.functional as tf
+from helpers import rand
 
 import nst_utils.features as features_module
 from nst_utils.features import (
@@ -42,7 +43,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(("height", "width"), [(64, 64), (64, 96)])
 def test_shapes_per_layer(random_vgg, height, width):
-    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    image = rand(1, 3, height, width)
     feats = random_vgg(image, LAYERS)
     assert list(feats) == list(LAYERS)
     for name, f in feats.items():
@@ -188,7 +189,8 @@ def test_normalised_features_are_raw_features_times_filter_scale(caffe_vgg, raw_
         expected = raw[name] * scale
         # The scales are folded into the weights: equal up to float32 rounding of the dot products
         # (an output that nearly cancels can differ relatively, hence the absolute term).
-        torch.testing.assert_close(normalised[name], expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+        torch.testing.assert_close(normalised[name], expected, rtol=1e-5,
+                                   atol=1e-6 * float(expected.abs().max()))
 
 
 def test_folding_leaves_no_scale_to_apply_and_keeps_other_weights_untouched(caffe_vgg, raw_caffe_vgg):
@@ -196,7 +198,8 @@ def test_folding_leaves_no_scale_to_apply_and_keeps_other_weights_untouched(caff
     folded = dict(zip(caffe_vgg.layer_names, caffe_vgg.body))
     raw = dict(zip(raw_caffe_vgg.layer_names, raw_caffe_vgg.body))
     # conv1_2: outputs scaled by its own scale, inputs divided by conv1_1's.
-    expected = raw["conv1_2"].weight * scales["conv1_2"].view(-1, 1, 1, 1) / scales["conv1_1"].view(1, -1, 1, 1)
+    outputs, inputs = scales["conv1_2"].view(-1, 1, 1, 1), scales["conv1_1"].view(1, -1, 1, 1)
+    expected = raw["conv1_2"].weight * outputs / inputs
     torch.testing.assert_close(folded["conv1_2"].weight, expected)
     torch.testing.assert_close(folded["conv1_2"].bias, raw["conv1_2"].bias * scales["conv1_2"])
     # The shared dequantised Caffe weights are not modified by building a normalised extractor.
@@ -321,7 +324,8 @@ def test_channels_last_matches_default(caffe_vgg, photo):
 
 def test_bfloat16_autocast_is_close_and_returns_float32(raw_caffe_vgg, photo):
     # normalize=False: no float32 scale multiplication that could hide a bfloat16 result.
-    model = VGG19Features("caffe", "max", normalize=False, autocast_dtype=torch.bfloat16, last_layer="conv3_1")
+    model = VGG19Features("caffe", "max", normalize=False, autocast_dtype=torch.bfloat16,
+                          last_layer="conv3_1")
     layers = ["conv1_1", "relu2_1", "conv3_1"]
     got, expected = model(photo, layers), raw_caffe_vgg(photo, layers)
     for name in layers:
@@ -355,7 +359,7 @@ def test_circular_padding_makes_the_network_shift_equivariant():
     """With circular padding the image is a torus: shifting it shifts the features, edges and all,
     which is why a texture synthesised this way tiles without a seam."""
     model = VGG19Features("random", "avg", seed=0, padding="circular", last_layer="relu3_1")
-    image = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    image = rand(1, 3, 32, 48)
     shifted = torch.roll(image, shifts=(8, 12), dims=(2, 3))
     a, b = model(image, ["relu3_1"])["relu3_1"], model(shifted, ["relu3_1"])["relu3_1"]
     torch.testing.assert_close(torch.roll(a, shifts=(2, 3), dims=(2, 3)), b, atol=1e-5, rtol=1e-4)
@@ -368,7 +372,7 @@ def test_circular_padding_makes_the_network_shift_equivariant():
 def test_padding_changes_only_the_border(padding):
     zeros = VGG19Features("random", seed=0, last_layer="relu1_1")
     other = VGG19Features("random", seed=0, last_layer="relu1_1", padding=padding)
-    image = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    image = rand(1, 3, 40, 40, seed=1)
     a, b = zeros(image, ["relu1_1"])["relu1_1"], other(image, ["relu1_1"])["relu1_1"]
     torch.testing.assert_close(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1])
     assert not torch.allclose(a[..., 0, :], b[..., 0, :])
@@ -376,5 +380,6 @@ def test_padding_changes_only_the_border(padding):
 
 
 def test_unknown_padding_is_refused():
-    with pytest.raises(ValueError, match="unknown padding 'mirror'; expected one of zeros, reflect, circular"):
+    with pytest.raises(ValueError,
+                       match="unknown padding 'mirror'; expected one of zeros, reflect, circular"):
         build_vgg19_body("random", "avg", padding="mirror")

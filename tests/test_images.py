@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import rand
 from PIL import Image
 
 from nst_utils import image_files
@@ -245,8 +246,7 @@ def _leftovers(folder: Path, keep: set[str]) -> list[str]:
 
 
 def test_save_roundtrip_and_metadata(tmp_path: Path) -> None:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, 40, 56, generator=gen)
+    x = rand(1, 3, 40, 56)
     out = tmp_path / "result.png"
     meta = {"ratio": 1e-3, "layers": ("relu1_1", "relu2_1"), "path": tmp_path, "nested": {"a": 1}}
     assert save_image(x, out, meta) == out

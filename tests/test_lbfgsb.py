@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import rand
 from torch import Tensor
 
 from nst_utils.config import PAPER
@@ -62,7 +63,7 @@ def conv_feature_loss(shape: tuple[int, ...] = (1, 3, 12, 12)) -> Evaluate:
     """A non-convex one-layer 'content loss' (random conv + ReLU), its gradient by autograd."""
     weight = torch.randn(8, shape[1], 3, 3, generator=_generator(1)) * 0.5
     with torch.no_grad():
-        target = F.relu(F.conv2d(torch.rand(shape, generator=_generator(2)), weight, padding=1))
+        target = F.relu(F.conv2d(rand(*shape, seed=2), weight, padding=1))
 
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
         x = x.detach().requires_grad_(True)
@@ -148,7 +149,7 @@ def test_never_evaluates_outside_the_box(problem: str) -> None:
     elif problem == "rosenbrock":
         evaluate, x0 = rosenbrock_pairs, torch.tensor([-2.0, 0.4, 0.9, -0.3] * 3, dtype=torch.float64)
     else:
-        evaluate, x0 = conv_feature_loss(), torch.rand(1, 3, 12, 12, generator=_generator(4)) * 1.4 - 0.2
+        evaluate, x0 = conv_feature_loss(), rand(1, 3, 12, 12, seed=4) * 1.4 - 0.2
     recording, reported = Recording(evaluate), []
     x = minimize_in_box(recording, x0, steps=40, lower=lower, upper=upper, on_step=reported.append)
     assert len(recording.points) > len(reported) >= 10
@@ -257,7 +258,7 @@ def test_deterministic_on_the_cpu() -> None:
     runs = []
     for _ in range(2):
         recording = Recording(conv_feature_loss())
-        x = minimize_in_box(recording, torch.rand(1, 3, 12, 12, generator=_generator(5)), steps=15)
+        x = minimize_in_box(recording, rand(1, 3, 12, 12, seed=5), steps=15)
         runs.append((x, recording.points))
     (x1, points1), (x2, points2) = runs
     assert torch.equal(x1, x2)

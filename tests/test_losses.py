@@ -7,8 +7,11 @@ image; a batch is summed over), so it does not grow with the image size."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
+from helpers import rand
 from torch.autograd import gradcheck
 
 from nst_utils.losses import (
@@ -20,10 +23,8 @@ from nst_utils.losses import (
     tv_loss,
 )
 
-
-def _rand(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
+#: Seeded features in float64, the dtype of the oracles and of gradcheck.
+rand64 = partial(rand, dtype=torch.float64)
 
 
 def _oracle_gram(features: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,7 @@ def _oracle_style_layer(features: torch.Tensor, target_gram: torch.Tensor) -> fl
 
 @pytest.mark.parametrize("shape", [(3, 4, 5), (1, 3, 4, 5), (2, 3, 4, 5)])
 def test_gram_matrix_shape(shape):
-    gram = gram_matrix(_rand(*shape, dtype=torch.float32))
+    gram = gram_matrix(rand(*shape))
     batch = shape[0] if len(shape) == 4 else 1
     assert gram.shape == (batch, shape[-3], shape[-3])
     assert gram.dtype == torch.float32
@@ -75,7 +76,7 @@ def test_gram_matrix_shape(shape):
 
 
 def test_losses_return_scalars():
-    f, p = _rand(1, 3, 4, 5, seed=1), _rand(1, 3, 4, 5, seed=2)
+    f, p = rand64(1, 3, 4, 5, seed=1), rand64(1, 3, 4, 5, seed=2)
     assert content_loss(f, p).shape == ()
     assert content_loss_paper(f, p).shape == ()
     assert style_layer_loss(f, gram_matrix(p)).shape == ()
@@ -84,14 +85,14 @@ def test_losses_return_scalars():
 
 
 def test_gram_matrix_bfloat16_input_returns_float32():
-    feats = _rand(1, 4, 6, 6, dtype=torch.float32).bfloat16()
+    feats = rand(1, 4, 6, 6).bfloat16()
     gram = gram_matrix(feats)
     assert gram.dtype == torch.float32
     torch.testing.assert_close(gram, _oracle_gram(feats.float()).float(), rtol=1e-5, atol=1e-5)
 
 
 def test_gram_matrix_float64_stays_float64():
-    assert gram_matrix(_rand(2, 3, 3)).dtype == torch.float64
+    assert gram_matrix(rand64(2, 3, 3)).dtype == torch.float64
 
 
 # --- exceptions ----------------------------------------------------------------------------
@@ -156,12 +157,12 @@ def test_gram_of_hand_made_features():
 
 def test_gram_is_unnormalised_sum_over_positions():
     # Doubling the spatial extent with the same values doubles the Gram matrix (no 1/M).
-    f = _rand(1, 3, 4, 4)
+    f = rand64(1, 3, 4, 4)
     torch.testing.assert_close(gram_matrix(torch.cat([f, f], dim=3)), 2 * gram_matrix(f))
 
 
 def test_content_loss_identical_maps_is_zero():
-    f = _rand(1, 8, 5, 5)
+    f = rand64(1, 8, 5, 5)
     assert content_loss(f, f.clone()).item() == 0.0
     assert content_loss_paper(f, f.clone()).item() == 0.0
 
@@ -194,22 +195,22 @@ def test_style_layer_loss_single_entry_by_hand():
 
 
 def test_style_layer_loss_identical_is_zero():
-    f = _rand(1, 4, 3, 3)
+    f = rand64(1, 4, 3, 3)
     assert style_layer_loss(f, gram_matrix(f)).item() == 0.0
 
 
 def test_style_loss_zero_weight_layer_is_skipped():
-    f = {"conv1_1": _rand(1, 2, 3, 3, seed=1), "conv2_1": _rand(1, 4, 2, 2, seed=2)}
+    f = {"conv1_1": rand64(1, 2, 3, 3, seed=1), "conv2_1": rand64(1, 4, 2, 2, seed=2)}
     # conv2_1's target is the wrong size: computing it would raise, so it must be skipped.
-    g = {"conv1_1": gram_matrix(_rand(1, 2, 3, 3, seed=3)), "conv2_1": torch.zeros(1, 3, 3)}
+    g = {"conv1_1": gram_matrix(rand64(1, 2, 3, 3, seed=3)), "conv2_1": torch.zeros(1, 3, 3)}
     with_zero = style_loss(f, g, {"conv1_1": 0.5, "conv2_1": 0.0})
     alone = style_loss(f, g, {"conv1_1": 0.5})
     assert with_zero.item() == alone.item() > 0
 
 
 def test_style_loss_all_zero_weights_is_zero():
-    f = {"conv1_1": _rand(1, 2, 3, 3, seed=1)}
-    g = {"conv1_1": gram_matrix(_rand(1, 2, 3, 3, seed=2))}
+    f = {"conv1_1": rand64(1, 2, 3, 3, seed=1)}
+    g = {"conv1_1": gram_matrix(rand64(1, 2, 3, 3, seed=2))}
     out = style_loss(f, g, {"conv1_1": 0.0})
     assert out.shape == () and out.item() == 0.0
 
@@ -218,20 +219,21 @@ def test_style_loss_all_zero_weights_is_zero():
 
 
 def test_gram_matrix_matches_einsum_oracle():
-    f = _rand(2, 5, 4, 3)
+    f = rand64(2, 5, 4, 3)
     torch.testing.assert_close(gram_matrix(f), _oracle_gram(f))
 
 
 @pytest.mark.parametrize("shape", [(1, 6, 4, 5), (3, 2, 7), (2, 3, 2, 5)])
 def test_content_loss_matches_oracle(shape):
-    f, p = _rand(*shape, seed=1), _rand(*shape, seed=2)
-    torch.testing.assert_close(content_loss_paper(f, p).item(), _oracle_content_paper(f, p), rtol=1e-12, atol=0)
+    f, p = rand64(*shape, seed=1), rand64(*shape, seed=2)
+    torch.testing.assert_close(content_loss_paper(f, p).item(), _oracle_content_paper(f, p),
+                               rtol=1e-12, atol=0)
     torch.testing.assert_close(content_loss(f, p).item(), _oracle_content(f, p), rtol=1e-12, atol=0)
 
 
 def test_content_loss_is_paper_times_100_over_n_m():
     # One image: N M = F.numel(). float32 inputs, the relation checked in float64.
-    f, p = _rand(1, 16, 9, 11, seed=3, dtype=torch.float32), _rand(1, 16, 9, 11, seed=4, dtype=torch.float32)
+    f, p = rand(1, 16, 9, 11, seed=3), rand(1, 16, 9, 11, seed=4)
     ours, paper = content_loss(f, p), content_loss_paper(f, p)
     assert ours.dtype == paper.dtype == torch.float32
     expected = float(content_loss_paper(f.double(), p.double())) * 100.0 / f.numel()
@@ -242,21 +244,23 @@ def test_content_loss_is_paper_times_100_over_n_m():
 def test_content_loss_is_size_independent_and_paper_is_not():
     # The same per-element errors (an error map tiled 2x over filters, rows and columns) at a
     # map 8 times as large: the mean form is unchanged, the paper's sum is 8 times larger.
-    f, p = _rand(1, 3, 4, 5, seed=5), _rand(1, 3, 4, 5, seed=6)
+    f, p = rand64(1, 3, 4, 5, seed=5), rand64(1, 3, 4, 5, seed=6)
     big_f, big_p = f.repeat(1, 2, 2, 2), p.repeat(1, 2, 2, 2)
     assert big_f.numel() == 8 * f.numel()
     torch.testing.assert_close(content_loss(big_f, big_p), content_loss(f, p), rtol=1e-12, atol=0)
-    torch.testing.assert_close(content_loss_paper(big_f, big_p), 8 * content_loss_paper(f, p), rtol=1e-12, atol=0)
+    torch.testing.assert_close(content_loss_paper(big_f, big_p), 8 * content_loss_paper(f, p),
+                               rtol=1e-12, atol=0)
     # A constant error at 16 x 16 and at 64 x 64 (M x 16): equal, and paper ratio 16.
     small, large = torch.full((1, 4, 16, 16), 0.3), torch.full((1, 4, 64, 64), 0.3)
-    assert content_loss(small, 0 * small).item() == pytest.approx(content_loss(large, 0 * large).item(), rel=1e-6)
+    assert content_loss(small, 0 * small).item() == pytest.approx(
+        content_loss(large, 0 * large).item(), rel=1e-6)
     assert content_loss_paper(large, 0 * large).item() == pytest.approx(
         16 * content_loss_paper(small, 0 * small).item(), rel=1e-6)
 
 
 def test_content_loss_gradient_is_100_over_n_m_times_the_error():
     # d/dF [100 / (2 N M) sum (F - P)^2] = 100 / (N M) (F - P); the paper's is (F - P) (eq. 2).
-    f, p = _rand(1, 3, 4, 5, seed=7).requires_grad_(), _rand(1, 3, 4, 5, seed=8)
+    f, p = rand64(1, 3, 4, 5, seed=7).requires_grad_(), rand64(1, 3, 4, 5, seed=8)
     (grad,) = torch.autograd.grad(content_loss(f, p), f)
     torch.testing.assert_close(grad, 100.0 / 60 * (f - p).detach(), rtol=1e-12, atol=0)
     (grad,) = torch.autograd.grad(content_loss_paper(f, p), f)
@@ -265,33 +269,35 @@ def test_content_loss_gradient_is_100_over_n_m_times_the_error():
 
 @pytest.mark.parametrize(("n", "h", "w"), [(3, 4, 5), (6, 2, 2), (1, 3, 3)])
 def test_style_layer_loss_matches_oracle(n, h, w):
-    f = _rand(1, n, h, w, seed=1)
-    a = gram_matrix(_rand(1, n, h, w, seed=2))
+    f = rand64(1, n, h, w, seed=1)
+    a = gram_matrix(rand64(1, n, h, w, seed=2))
     torch.testing.assert_close(style_layer_loss(f, a).item(), _oracle_style_layer(f, a), rtol=1e-12, atol=0)
 
 
 def test_style_layer_loss_target_from_other_size_uses_generated_m():
     # A from a 6x6 style image, F from a 3x4 generated image: normalised by the generated M = 12.
-    f = _rand(1, 3, 3, 4, seed=1)
-    a = gram_matrix(_rand(1, 3, 6, 6, seed=2))
+    f = rand64(1, 3, 3, 4, seed=1)
+    a = gram_matrix(rand64(1, 3, 6, 6, seed=2))
     torch.testing.assert_close(style_layer_loss(f, a).item(), _oracle_style_layer(f, a), rtol=1e-12, atol=0)
 
 
 def test_style_loss_is_weighted_sum():
-    f = {"conv1_1": _rand(1, 2, 4, 4, seed=1), "conv3_1": _rand(1, 5, 2, 3, seed=2)}
-    g = {"conv1_1": gram_matrix(_rand(1, 2, 4, 4, seed=3)), "conv3_1": gram_matrix(_rand(1, 5, 2, 3, seed=4))}
+    f = {"conv1_1": rand64(1, 2, 4, 4, seed=1), "conv3_1": rand64(1, 5, 2, 3, seed=2)}
+    g = {"conv1_1": gram_matrix(rand64(1, 2, 4, 4, seed=3)),
+         "conv3_1": gram_matrix(rand64(1, 5, 2, 3, seed=4))}
     weights = {"conv1_1": 0.2, "conv3_1": 0.7}
     expected = sum(w * _oracle_style_layer(f[k], g[k]) for k, w in weights.items())
     torch.testing.assert_close(style_loss(f, g, weights).item(), expected, rtol=1e-12, atol=0)
 
 
 def test_batch_of_two_sums():
-    f, p = _rand(2, 3, 4, 4, seed=1), _rand(2, 3, 4, 4, seed=2)
-    a = gram_matrix(_rand(1, 3, 4, 4, seed=3))
-    torch.testing.assert_close(content_loss(f, p), content_loss(f[:1], p[:1]) + content_loss(f[1:], p[1:]))
-    torch.testing.assert_close(content_loss_paper(f, p), content_loss_paper(f[:1], p[:1]) + content_loss_paper(f[1:], p[1:]))
+    f, p = rand64(2, 3, 4, 4, seed=1), rand64(2, 3, 4, 4, seed=2)
+    a = gram_matrix(rand64(1, 3, 4, 4, seed=3))
+    for loss in (content_loss, content_loss_paper):
+        torch.testing.assert_close(loss(f, p), loss(f[:1], p[:1]) + loss(f[1:], p[1:]))
     torch.testing.assert_close(content_loss(f, p).item(), _oracle_content(f, p), rtol=1e-12, atol=0)
-    torch.testing.assert_close(style_layer_loss(f, a), style_layer_loss(f[:1], a) + style_layer_loss(f[1:], a))
+    torch.testing.assert_close(style_layer_loss(f, a),
+                               style_layer_loss(f[:1], a) + style_layer_loss(f[1:], a))
     torch.testing.assert_close(tv_loss(f), tv_loss(f[:1]) + tv_loss(f[1:]))
     grams = gram_matrix(f)
     torch.testing.assert_close(grams[1], gram_matrix(f[1])[0])
@@ -299,7 +305,7 @@ def test_batch_of_two_sums():
 
 
 def test_three_dim_input_equals_batch_of_one():
-    f, p = _rand(3, 4, 5, seed=1), _rand(1, 3, 4, 5, seed=2)
+    f, p = rand64(3, 4, 5, seed=1), rand64(1, 3, 4, 5, seed=2)
     a = gram_matrix(p)
     torch.testing.assert_close(content_loss(f, p[0]), content_loss(f.unsqueeze(0), p))
     torch.testing.assert_close(content_loss_paper(f, p[0]), content_loss_paper(f.unsqueeze(0), p))
@@ -311,33 +317,34 @@ def test_three_dim_input_equals_batch_of_one():
 
 
 def test_gradcheck_gram_matrix():
-    f = _rand(1, 3, 2, 3).requires_grad_()
+    f = rand64(2, 3, 2, 3).requires_grad_()
     assert gradcheck(gram_matrix, (f,))
 
 
 @pytest.mark.parametrize("loss", [content_loss, content_loss_paper])
 @pytest.mark.parametrize("shape", [(1, 3, 2, 3), (2, 2, 3, 2)])
 def test_gradcheck_content_loss(loss, shape):
-    f = _rand(*shape, seed=1).requires_grad_()
-    p = _rand(*shape, seed=2).requires_grad_()
+    f = rand64(*shape, seed=1).requires_grad_()
+    p = rand64(*shape, seed=2).requires_grad_()
     assert gradcheck(loss, (f, p))
 
 
 def test_gradcheck_style_layer_loss():
-    f = _rand(1, 3, 2, 3, seed=1).requires_grad_()
-    a = gram_matrix(_rand(1, 3, 2, 3, seed=2)).requires_grad_()
+    f = rand64(1, 3, 2, 3, seed=1).requires_grad_()
+    a = gram_matrix(rand64(1, 3, 2, 3, seed=2)).requires_grad_()
     assert gradcheck(style_layer_loss, (f, a))
 
 
 def test_gradcheck_tv_loss():
-    image = _rand(1, 2, 4, 3).requires_grad_()
+    image = rand64(1, 2, 4, 3).requires_grad_()
     assert gradcheck(tv_loss, (image,))
 
 
 def test_gradcheck_style_loss():
-    f = _rand(1, 2, 3, 3, seed=1).requires_grad_()
-    g = _rand(1, 4, 2, 2, seed=2).requires_grad_()
-    targets = {"conv1_1": gram_matrix(_rand(1, 2, 3, 3, seed=3)), "conv2_1": gram_matrix(_rand(1, 4, 2, 2, seed=4))}
+    f = rand64(1, 2, 3, 3, seed=1).requires_grad_()
+    g = rand64(1, 4, 2, 2, seed=2).requires_grad_()
+    targets = {"conv1_1": gram_matrix(rand64(1, 2, 3, 3, seed=3)),
+               "conv2_1": gram_matrix(rand64(1, 4, 2, 2, seed=4))}
 
     def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return style_loss({"conv1_1": x, "conv2_1": y}, targets, {"conv1_1": 0.3, "conv2_1": 0.7})
@@ -346,12 +353,10 @@ def test_gradcheck_style_loss():
 
 
 def test_gram_gradient_is_the_generic_one():
-    """The Gram matrix's hand-written backward, dF = (dG + dG^T) F: gradcheck in float64, and
-    the same gradient as autograd's rule for ``F @ F^T`` on a channels-last float32 map."""
-    feats = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(gram_matrix, (feats,))
-    x = torch.randn(1, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    weight = torch.randn(1, 6, 6)  # a loss that is not symmetric in G
+    """The Gram matrix's hand-written backward, dF = (dG + dG^T) F (gradcheck: above), gives the
+    same gradient as autograd's rule for ``F @ F^T`` on a channels-last float32 map."""
+    x = rand(1, 6, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weight = rand(1, 6, 6, seed=1)  # a loss that is not symmetric in G
     (gram_matrix(x) * weight).sum().backward()
     flat = x.detach().flatten(2).requires_grad_(True)
     ((flat @ flat.transpose(1, 2)) * weight).sum().backward()

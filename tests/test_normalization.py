@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import load_script
 
 from nst_utils.layers import LAYER_CHANNELS, LAYERS
 from nst_utils.normalization import FILTER_MEANS_PATH, MIN_MEAN_FRACTION, load_filter_scales
@@ -75,7 +76,8 @@ def test_no_scale_exceeds_the_floor_times_the_median_scale(stored, scales) -> No
         if floored.any():
             floored_layers += 1
             # Every floored filter sits exactly at the limit; the others keep 1 / mean.
-            torch.testing.assert_close(scale[floored], torch.full_like(scale[floored], limit), rtol=1e-6, atol=0)
+            torch.testing.assert_close(scale[floored], torch.full_like(scale[floored], limit),
+                                       rtol=1e-6, atol=0)
         torch.testing.assert_close(scale[~floored], 1.0 / mean[~floored], rtol=1e-6, atol=0)
     assert floored_layers >= 1  # the floor is not a no-op on these data
     # The module's own example: conv1_1's filter 12 (a saturated-blue detector) fires rarely.
@@ -93,7 +95,7 @@ def test_pool_taps_reuse_the_preceding_relu_scale(scales) -> None:
 
 
 @pytest.mark.slow
-def test_remeasured_means_reproduce_the_stored_file(stored, load_script) -> None:
+def test_remeasured_means_reproduce_the_stored_file(stored) -> None:
     """``scripts/compute_filter_means.py`` from scratch: ~1 min on 2 CPU cores."""
     pytest.importorskip("skimage")
     script = load_script("compute_filter_means")

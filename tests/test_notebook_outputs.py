@@ -16,27 +16,18 @@ stripped of their figures (as they were committed before `make notebooks` kept t
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 MAX_BYTES = 5 * 1024 * 1024
 CLEAN_HINT = "run `make notebooks`, or `python scripts/clean_notebooks.py notebooks/*.ipynb`"
 
-
-def _load_cleaner():
-    spec = importlib.util.spec_from_file_location("clean_notebooks", ROOT / "scripts" / "clean_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-clean_notebooks = _load_cleaner()
+clean_notebooks = load_script("clean_notebooks")
 by_name = pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 
 
@@ -109,8 +100,8 @@ def full_run_problems(nb) -> list[str]:
             continue
         found = [(int(s), int(t)) for s, t in RUN_SETTINGS_CALL.findall(cell.source)]
         if len(found) != mentioned:
-            problems.append(f"code cell {n} calls run_settings {mentioned} time(s), {len(found)} with literal "
-                            "arguments (write nst.run_settings(size=<int>, steps=<int>))")
+            problems.append(f"code cell {n} calls run_settings {mentioned} time(s), {len(found)} with "
+                            "literal arguments (write nst.run_settings(size=<int>, steps=<int>))")
         stdout = _stdout(cell)
         for size, steps in found:
             missing = [f"={v}" for v in (size, steps) if not re.search(rf"={v}(?!\d)", stdout)]

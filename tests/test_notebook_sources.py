@@ -13,9 +13,9 @@ from pathlib import Path
 
 import jupytext
 import pytest
+from helpers import ROOT
 from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PAIRED_FORMATS = "ipynb,md:myst"
 SYNC_HINT = "after editing either side, run `make sync`"

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_page, playwright_or_skip
+from helpers import ROOT
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "03_style_transfer.ipynb"
 #: The folder served (a copy of it); overridable to try the test on a scratch notebook.
 NOTEBOOKS = Path(os.environ.get("NB_UI_NOTEBOOKS", ROOT / "notebooks"))
@@ -88,8 +88,9 @@ def lab(sync_api, tmp_path_factory):
                JUPYTER_CONFIG_DIR=str(work / "cfg"), JUPYTER_RUNTIME_DIR=str(work / "rt"))
     env.pop("MPLBACKEND", None)
     port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.port_retries=0"]
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}", f"--ServerApp.root_dir={served}",
+           "--ServerApp.port_retries=0"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log_path = work / "lab.log"
@@ -110,7 +111,8 @@ def lab(sync_api, tmp_path_factory):
 
 @pytest.fixture
 def page(sync_api, lab, tmp_path):
-    with chromium_page(sync_api, tmp_path / "chromium-profile", {"width": 1400, "height": 1000}, 60_000) as (_, pg):
+    viewport = {"width": 1400, "height": 1000}
+    with chromium_page(sync_api, tmp_path / "chromium-profile", viewport, 60_000) as (_, pg):
         yield pg
 
 
@@ -137,7 +139,8 @@ def _set_ratio_and_run(page, expect, ratio: str, shown: str) -> tuple[str, str]:
                                 timeout=RUN_TIMEOUT_MS)
     expect(preview).not_to_have_attribute("src", src_before)  # the image really changed
     # a bar per layer with its share of the loss: the content layer and the five style layers
-    expect(page.locator(".nst-shares").last).to_contain_text(re.compile(r"relu4_2.*relu1_1.*relu5_1", re.DOTALL))
+    layer_order = re.compile(r"relu4_2.*relu1_1.*relu5_1", re.DOTALL)
+    expect(page.locator(".nst-shares").last).to_contain_text(layer_order)
     return preview.get_attribute("src"), status.inner_text()
 
 

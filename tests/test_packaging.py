@@ -21,12 +21,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
 FILTER_MEANS = "data/vgg19_caffe_filter_means.pt"
 EXTRAS_INSTALLED = ("notebooks", "test")  # what `make` and environment.yml install
 
@@ -172,8 +172,9 @@ def test_lock_excludes_the_project_and_local_builds():
 
 
 def test_console_script_declared_and_resolves_to_a_callable():
-    assert _pyproject()["project"]["scripts"] == {"nst": "nst_utils.cli:main"}
-    module, _, attr = "nst_utils.cli:main".partition(":")
+    scripts = _pyproject()["project"]["scripts"]
+    assert list(scripts) == ["nst"]
+    module, _, attr = scripts["nst"].partition(":")
     assert callable(getattr(importlib.import_module(module), attr))
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from helpers import load_script
 from PIL import Image
 
 from nst_utils.samples import (
@@ -21,7 +21,6 @@ from nst_utils.samples import (
     sample_path,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 HOPPER_SIZE = (512, 600)  # matplotlib's photo; not stored with ours, so not in CREDITS.md
 
 
@@ -35,11 +34,7 @@ def _credited_sizes() -> dict[str, tuple[str, tuple[int, int]]]:
 @pytest.fixture(scope="module")
 def painter() -> ModuleType:
     """``scripts/paint_samples.py`` imported as a module (its ``main`` does not run)."""
-    spec = importlib.util.spec_from_file_location("paint_samples", ROOT / "scripts" / "paint_samples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paint_samples")
 
 
 # --- smoke / shape -------------------------------------------------------------------------------
@@ -126,7 +121,8 @@ def test_bad_size_raises(size: object) -> None:
 # --- unknown names -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call", [sample_image, sample_path, lambda name: resolve_image_source(SAMPLE_PREFIX + name)])
+@pytest.mark.parametrize(
+    "call", [sample_image, sample_path, lambda name: resolve_image_source(SAMPLE_PREFIX + name)])
 def test_unknown_name_is_one_line_listing_the_names(call) -> None:
     expected = f"unknown sample 'nope'; expected one of {', '.join(SAMPLES)}"
     with pytest.raises(ValueError) as info:
@@ -145,7 +141,9 @@ def test_resolve_bare_name(name: str, tmp_path: Path, monkeypatch: pytest.Monkey
     assert resolved.tobytes() == sample_image(name).tobytes()
 
 
-def test_prefix_means_the_sample_even_if_a_file_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefix_means_the_sample_even_if_a_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / f"{SAMPLE_PREFIX}scream").touch()
     monkeypatch.chdir(tmp_path)
     resolved = resolve_image_source(f"{SAMPLE_PREFIX}scream")
@@ -187,7 +185,8 @@ def test_painted_samples_are_shipped_at_full_size(painter: ModuleType) -> None:
 
 
 def test_painter_rejects_bad_arguments(painter: ModuleType) -> None:
-    with pytest.raises(ValueError, match=f"^unknown painted sample 'nope'; expected one of {', '.join(painter.FILES)}$"):
+    expected = f"^unknown painted sample 'nope'; expected one of {', '.join(painter.FILES)}$"
+    with pytest.raises(ValueError, match=expected):
         painter.paint("nope", 64)
     with pytest.raises(ValueError, match=f"^size must be at least {painter.MIN_SIZE} pixels, got 8$"):
         painter.paint("mosaic", 8)

@@ -6,12 +6,13 @@ The settings a user gives (``device``, ``precision``, ``conv_algorithm`` in
 
 * device ``"auto"``: CUDA when available, else the CPU;
 * precision ``"auto"``: bfloat16 autocast where the hardware runs bfloat16 natively (recent
-  GPUs, CPUs with AVX512-BF16 or AMX), else float32; emulated bfloat16 is far slower than
-  float32, see ``benchmarks/results.md``;
+  GPUs, CPUs with AVX512-BF16 or AMX), else float32, since emulated bfloat16 is far slower;
 * conv_algorithm ``"auto"``: Winograd F(4x4, 3x3) (:mod:`.winograd`) for the deep layers on a
-  CPU in float32, where it measured faster than PyTorch's direct convolutions; direct on CUDA
-  (cuDNN chooses its own algorithms, Winograd among them) and under bfloat16 (Winograd's
-  transforms amplify its rounding).
+  CPU in float32, where it is faster than PyTorch's direct convolutions; direct on CUDA (cuDNN
+  chooses its own algorithms, Winograd among them) and under bfloat16 (Winograd's transforms
+  amplify its rounding).
+
+The timings behind both choices: ``benchmarks/results.md`` and the README.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Machine:
         return torch.bfloat16 if self.precision == "bfloat16" else None
 
     def to_dict(self) -> dict[str, str]:
-        return {"device": str(self.device), "precision": self.precision, "conv_algorithm": self.conv_algorithm}
+        return {"device": str(self.device), "precision": self.precision,
+                "conv_algorithm": self.conv_algorithm}
 
 
 def plan(config: TransferConfig) -> Machine:

@@ -3,8 +3,8 @@
 Each evaluation of the objective allocates the network's activations and their gradients,
 hundreds of megabytes in tensors of up to tens of megabytes each, and frees them again.
 glibc's malloc serves blocks that large with a fresh ``mmap`` and returns them with
-``munmap``, so every evaluation faults in and zeroes all of that memory again: hundreds of
-thousands of page faults, and a large share of each evaluation spent in the kernel. With mmap
+``munmap``, so every evaluation faults in and zeroes all of that memory again, one page fault
+per page, and spends a large share of its time in the kernel. With mmap
 switched off for the run and trimming deferred, freed blocks stay in malloc's heap and later
 evaluations reuse them: after the first few steps, no faults. (PyTorch's CPU tuning guides get
 the same effect by preloading jemalloc or tcmalloc.) What it saves, and what it costs in peak
@@ -18,9 +18,10 @@ that merge; if that happens every evaluation, the heap grows by the block's size
 evaluation. Optimisation runs of this package settle (the free memory malloc holds grows a
 little over the first steps, then stays flat), but a callback can allocate in that pattern. So
 :meth:`KeptMemory.check`, called after each step (the run loop, :func:`nst_utils.recipes.run`,
-does it through :meth:`nst_utils.engine.Prepared.running`), falls back to glibc's defaults for the rest of the run once the free memory
-held exceeds :data:`GROWTH_LIMIT` times what it was after the first step plus
-:data:`GROWTH_MARGIN`: the run is then as fast as without this module, never unbounded.
+does it through :meth:`nst_utils.engine.Prepared.running`), falls back to glibc's defaults for
+the rest of the run once the free memory held exceeds :data:`GROWTH_LIMIT` times what it was
+after the first step plus :data:`GROWTH_MARGIN`: the run is then as fast as without this
+module, never unbounded.
 
 :func:`keep_freed_memory` does all this for the duration of a ``with`` block and then restores
 glibc's defaults and hands the free memory back (``malloc_trim``), so a notebook's kernel does
@@ -53,7 +54,8 @@ class _MallInfo2(ctypes.Structure):
     """``struct mallinfo2`` (glibc >= 2.33): every field is a size_t."""
 
     _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+        "keepcost")]
 
 
 @lru_cache(maxsize=1)

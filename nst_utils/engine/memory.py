@@ -145,7 +145,8 @@ def estimate_peak_memory(
     pixels = height * width
     unknowns = 3 * pixels
     deepest = max((*config.content_layers, *config.style_layers), key=LAYER_INDEX.__getitem__)
-    activations = saved_activation_bytes(pixels, config.content_layers, config.style_layers, 2 if reduced else 4)
+    activations = saved_activation_bytes(pixels, config.content_layers, config.style_layers,
+                                         2 if reduced else 4)
     targets = sum(_elements(n, pixels) * 4 for n in config.content_layers)
     targets += sum(LAYER_CHANNELS[n] ** 2 * 4 for n in config.style_layers)
     total = ACTIVATION_FACTOR * activations + targets
@@ -264,8 +265,8 @@ def peak_private_memory() -> int:
 
     ``VmHWM - RssFile`` from ``/proc/self/status``. The file-backed pages are the shared
     libraries' code and read-only data mapped from disk; how many of them are resident depends
-    on the page cache, not on the run (importing the same torch install leaves hundreds of MiB
-    more of them resident right after a fresh ``pip install`` than from long-installed files),
+    on the page cache, not on the run (importing the same torch install leaves far more of them
+    resident right after a fresh ``pip install`` than from long-installed files),
     and the kernel can drop them under pressure. What is left is the memory the run consumes. Since
     file pages only accumulate, subtracting today's ``RssFile`` from the high-water mark
     errs low by at most the libraries touched after the peak.

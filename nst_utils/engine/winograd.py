@@ -14,9 +14,10 @@ summarised in the README's "Architecture").
 
 Exactness: the same products summed in a different order, plus the transforms' rounding: float32
 rounding, far below what changes a loss (``tests/engine/test_winograd.py`` holds it to 1e-4 of the
-largest output against ``F.conv2d``). Only the gradient with respect to the *input* is provided (the network is frozen): it is the same
-convolution with the filters flipped and their in/out channels swapped, so the backward pass
-is a Winograd convolution too and saves nothing but the weights for it.
+largest output against ``F.conv2d``). Only the gradient with respect to the *input* is provided
+(the network is frozen): it is the same convolution with the filters flipped and their in/out
+channels swapped, so the backward pass is a Winograd convolution too and saves nothing but the
+weights for it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ TILE = 4  # output tile side; input tiles are TILE + 2
 #: Maps smaller than this on either side take the direct convolution: with fewer than 4x4
 #: tiles the fixed cost of the transforms and of 36 small matrix products outweighs the
 #: multiplications saved (VGG-19's conv5_1 is 8 px wide in a 128 px run). Chosen by timing
-#: both algorithms, forward + input gradient, per map size; the break-even lies around 16 px.
+#: both algorithms, forward + input gradient, per map size: where the two break even.
 MIN_SIDE = 16
 #: Bytes of transformed input (or output) processed at once: bands of tile rows that stay in
 #: cache (the transforms of a whole large map at once are memory-bound).
@@ -73,7 +74,8 @@ def _transforms(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tenso
 
 
 def winograd_conv3x3(x: Tensor, filters: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.conv2d(x, w, bias, padding=1)`` for ``filters = transform_filters(w)``; ``x`` is ``(B, C, H, W)``."""
+    """``F.conv2d(x, w, bias, padding=1)`` for ``filters = transform_filters(w)``; ``x`` is
+    ``(B, C, H, W)``."""
     if x.dim() != 4 or x.shape[1] != filters.shape[2]:
         raise ValueError(f"expected (B, {filters.shape[2]}, H, W) input, got {tuple(x.shape)}")
     images = x.contiguous()
@@ -107,7 +109,9 @@ def _single(x: Tensor, filters: Tensor) -> Tensor:
 
 class _WinogradFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, forward_filters: Tensor, backward_filters: Tensor, bias: Tensor | None) -> Tensor:
+    def forward(
+        ctx, x: Tensor, forward_filters: Tensor, backward_filters: Tensor, bias: Tensor | None
+    ) -> Tensor:
         ctx.save_for_backward(backward_filters)
         return winograd_conv3x3(x, forward_filters, bias)
 

@@ -86,16 +86,6 @@ def test_auto_is_direct_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     assert machine == Machine(torch.device("cuda"), "float32", "direct")
 
 
-@pytest.mark.usefixtures("no_native_bfloat16")
-def test_fast_mode_changes_no_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """NST_FAST shrinks the notebooks' sizes (``run_settings``); the code that runs is the same."""
-    configs = [PAPER.replace(device="cpu", precision=p) for p in ("auto", "float32", "bfloat16")]
-    monkeypatch.delenv("NST_FAST", raising=False)
-    normal = [plan(cfg) for cfg in configs]
-    monkeypatch.setenv("NST_FAST", "1")
-    assert [plan(cfg) for cfg in configs] == normal
-
-
 def test_machine_names_what_runs() -> None:
     assert Machine(CPU, "float32", "winograd").autocast_dtype is None
     assert Machine(CPU, "bfloat16", "direct").autocast_dtype == torch.bfloat16
@@ -129,7 +119,8 @@ def test_a_shallow_extractor_stays_direct_even_when_winograd_was_asked() -> None
 
 def test_an_extractor_that_agrees_with_the_config_gives_its_machine(paper_extractor) -> None:
     layers = [*PAPER.content_layers, *PAPER.style_layers]
-    assert check_extractor(paper_extractor, PAPER.replace(device="cpu"), layers) == machine_of(paper_extractor)
+    on_cpu = PAPER.replace(device="cpu")
+    assert check_extractor(paper_extractor, on_cpu, layers) == machine_of(paper_extractor)
     assert check_extractor(paper_extractor, PAPER, layers).device == CPU  # "auto" agrees with any choice
 
 
@@ -139,7 +130,9 @@ def test_an_extractor_that_agrees_with_the_config_gives_its_machine(paper_extrac
     ({"precision": "bfloat16", "conv_algorithm": "auto"}, "precision"),
     ({"conv_algorithm": "direct"}, "conv_algorithm"),
 ])
-def test_an_extractor_built_for_other_settings_is_refused(paper_extractor, changes: dict, setting: str) -> None:
+def test_an_extractor_built_for_other_settings_is_refused(
+    paper_extractor, changes: dict, setting: str
+) -> None:
     """The paper extractor: Caffe weights, average pooling, float32, Winograd (the CPU default)."""
     config = PAPER.replace(device="cpu", **changes)
     with pytest.raises(ValueError, match=f"built with {setting} .* but the config asks for"):
@@ -166,7 +159,9 @@ def test_an_extractor_that_stops_too_early_is_refused(small_random_extractor) ->
 
 # --- prepare -----------------------------------------------------------------------------------------
 
-def test_prepare_refuses_an_oversized_run_before_building_any_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_refuses_an_oversized_run_before_building_any_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def no_network(*args, **kwargs):
         raise AssertionError("prepare built a network before checking the memory")
 
@@ -177,7 +172,8 @@ def test_prepare_refuses_an_oversized_run_before_building_any_network(monkeypatc
 
 
 def test_prepare_builds_the_extractor_or_uses_the_one_given(small_random_extractor) -> None:
-    config = PAPER.replace(weights="random", device="cpu", size=64, content_layers=("relu2_1",), style_layers=())
+    config = PAPER.replace(weights="random", device="cpu", size=64, content_layers=("relu2_1",),
+                           style_layers=())
     given = prepare(config, (48, 64), small_random_extractor)
     assert given.extractor is small_random_extractor
     assert given.machine == machine_of(small_random_extractor)

@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 import torch
+from helpers import rand
 
 from nst_utils.config import PAPER
 from nst_utils.engine import malloc
@@ -154,7 +155,7 @@ def test_plain_optimize_leaves_malloc_alone(monkeypatch: pytest.MonkeyPatch) -> 
     def objective(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"content": ((x - 0.3) ** 2).sum()}
 
-    out = optimize(objective, torch.rand(1, 3, 8, 8), steps=4, optimizer="adam")
+    out = optimize(objective, rand(1, 3, 8, 8), steps=4, optimizer="adam")
     assert out.steps == 4 and touched == []
     with malloc.keep_freed_memory() as kept:  # the watch itself works
         kept.check()

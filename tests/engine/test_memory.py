@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT
 
 import nst_utils as nst
 from nst_utils.engine import Machine, memory, plan
@@ -105,29 +109,54 @@ def test_adam_needs_less_than_lbfgs_with_the_default_history() -> None:
 
 # --- against measurements ----------------------------------------------------------------------------
 
+#: ``benchmarks/memory_calibration.json``: peak private memory of real runs, measured by
+#: ``python -m benchmarks --memory-only`` on the machine it names (too slow to repeat here).
+CALIBRATION_FILE = ROOT / "benchmarks" / "memory_calibration.json"
+#: Steps of a measured run: the PyTorch L-BFGS adds a curvature pair per step up to its history
+#: (20 by default), so its peak is reached only once the history is full.
+MEASURED_STEPS = 22
+
+#: One measured run in a fresh interpreter (peak memory is a process high-water mark), as the
+#: benchmark measures it: ``nst.transfer`` with the paper's settings on the CPU, then the peak.
+_MEASURE = textwrap.dedent("""
+    import sys
+    import nst_utils as nst
+    from nst_utils.engine.memory import peak_private_memory
+    size, steps = int(sys.argv[1]), int(sys.argv[2])
+    images = [nst.load_image(name, (size, size)) for name in ("hopper", "swirls")]
+    nst.transfer(*images, nst.PAPER.replace(device="cpu", size=size, steps=steps))
+    print(peak_private_memory())
+""")
+
+
+def _calibrated_config(run: dict) -> nst.TransferConfig:
+    """The config a calibration run used, its convolution algorithm as recorded ("auto" may
+    resolve differently on this machine)."""
+    return CPU.replace(size=run["size"], steps=run["steps"], precision=run["precision"],
+                       optimizer=run["optimizer"], lbfgs_history=run["lbfgs_history"],
+                       conv_algorithm="winograd" if run["winograd"] else "direct")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [128, 256])
 def test_estimate_within_tolerance_of_a_measured_run(size: int) -> None:
     """Peak private memory of a real ``nst.transfer`` in a fresh process (one per size), run until
     the L-BFGS history is full."""
-    from benchmarks.memory_calibration import config_of, measure_peak
-
-    run = measure_peak(size, device="cpu")
-    estimate = estimate_peak_memory(config_of(run))
-    measured = run["peak_bytes"]
+    out = subprocess.run([sys.executable, "-c", _MEASURE, str(size), str(MEASURED_STEPS)], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    measured = int(out.stdout.split()[-1])
+    estimate = estimate_peak_memory(CPU.replace(size=size, steps=MEASURED_STEPS))
     assert abs(estimate / measured - 1) <= TOLERANCE, f"{size} px: {estimate=} {measured=}"
 
 
 def test_estimate_within_tolerance_of_the_benchmark_calibration() -> None:
-    """512 and 1024 px were measured by ``python -m benchmarks --memory-only`` (too slow here)."""
-    from benchmarks.memory_calibration import CALIBRATION_FILE, config_of
-
+    """512 and 1024 px, among others, as the benchmark measured them."""
     runs = json.loads(CALIBRATION_FILE.read_text())["runs"]
     runs = [r for r in runs if r["device"] == "cpu" and r["precision"] == "float32"]
     assert {512, 1024} <= {r["size"] for r in runs}
     for run in runs:
         size, peak = run["size"], run["peak_bytes"]
-        estimate = estimate_peak_memory(config_of(run))
+        estimate = estimate_peak_memory(_calibrated_config(run))
         assert abs(estimate / peak - 1) <= TOLERANCE, f"{size} px: {estimate=} measured={peak}"
 
 
@@ -187,18 +216,6 @@ def test_bad_shape_and_aspect_are_clear_errors() -> None:
         estimate_peak_memory(CPU, (0, 64))
     with pytest.raises(ValueError, match=r"aspect must be in \(0, 1\], got 2"):
         largest_fitting_size(CPU, GIB, aspect=2)
-
-
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"style_layers": ("relu9_9",)}, "unknown style layer 'relu9_9'"),
-    ({"content_layers": (), "style_layers": ()}, "no layers"),
-    ({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
-    ({"lbfgs_history": 0}, "lbfgs_history must be at least 1"),
-])
-def test_a_run_the_estimate_cannot_count_is_refused_by_its_config(changes: dict, message: str) -> None:
-    """The estimate takes a config, and an invalid one cannot be built: a clear error first."""
-    with pytest.raises(ValueError, match=message):
-        CPU.replace(**changes)
 
 
 def test_cuda_estimate_leaves_out_the_interpreter_and_scipys_host_side_workspace() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import rand
 from torch import nn
 
 from nst_utils.config import PAPER
@@ -67,7 +68,8 @@ def every_map_size(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_maps_below_the_minimum_side_are_convolved_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, ...]] = []
     real = winograd.winograd_conv3x3
-    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda x, *a: calls.append(tuple(x.shape)) or real(x, *a))
+    monkeypatch.setattr(winograd, "winograd_conv3x3",
+                        lambda x, *a: calls.append(tuple(x.shape)) or real(x, *a))
     conv = nn.Conv2d(4, 6, 3, padding=1).requires_grad_(False)
     fast = WinogradConv2d(conv)
     side = winograd.MIN_SIDE
@@ -122,8 +124,8 @@ def test_only_the_deep_layers_are_replaced() -> None:
     config = PAPER.replace(weights="random", device="cpu", precision="float32", conv_algorithm="winograd")
     ext = make_extractor(config, ["relu5_1"])
     replaced = [name for name, m in zip(ext.layer_names, ext.body) if isinstance(m, WinogradConv2d)]
-    assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1", "conv4_2", "conv4_3", "conv4_4",
-                        "conv5_1"]
+    assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4",
+                        "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1"]
     assert ext.conv_algorithm == "winograd"
     assert not use_winograd(nn.Conv2d(64, 64, 3, padding=1))
 
@@ -132,10 +134,11 @@ def test_only_the_deep_layers_are_replaced() -> None:
 def test_features_and_gradients_of_the_caffe_network_agree() -> None:
     """The normalised Caffe VGG-19 through relu5_1: both algorithms, same features and image gradient."""
     layers = ["relu3_1", "relu4_2", "relu5_1"]
-    x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(4))
+    x = rand(1, 3, 64, 48, seed=4)
     results = []
     for algorithm in ("direct", "winograd"):
-        ext = make_extractor(PAPER.replace(device="cpu", precision="float32", conv_algorithm=algorithm), layers)
+        config = PAPER.replace(device="cpu", precision="float32", conv_algorithm=algorithm)
+        ext = make_extractor(config, layers)
         assert ext.conv_algorithm == algorithm
         xi = x.clone().requires_grad_(True)
         feats = ext(xi, layers)
