@@ -27,7 +27,7 @@ from .version import __version__  # noqa: F401 (public: the package version)
 
 #: The public names, by the submodule that defines them.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "config": ("FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "PAPER", "PAPER_CONTENT_LAYERS",
+    "config": ("DEFAULT", "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "PAPER", "PAPER_CONTENT_LAYERS",
                "PAPER_STYLE_LAYERS", "RATIO_RANGE", "TransferConfig", "run_settings"),
     "device": ("resolve_device",),
     "features": ("VGG19Features",),
@@ -54,6 +54,7 @@ __all__ = list(_SUBMODULE_OF)
 # What editors and type checkers read for "go to definition"; a test checks it equals _EXPORTS.
 if TYPE_CHECKING:
     from .config import (  # noqa: F401
+        DEFAULT,
         FIG1_CONTENT_LAYERS,
         FIG1_STYLE_LAYER_SETS,
         PAPER,

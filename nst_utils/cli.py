@@ -25,12 +25,12 @@ from .config import (
     COLOR_BASES,
     COLOR_METHODS,
     CONV_ALGORITHMS,
+    DEFAULT,
     DEVICES,
     GUIDE_MODES,
     INITS,
     OPTIMIZERS,
     PADDINGS,
-    PAPER,
     POOLINGS,
     PRECISIONS,
     STYLE_SCALES,
@@ -68,7 +68,8 @@ def _number(text: str, *, allow_zero: bool) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise argparse.ArgumentTypeError(f"expected a {'number >= 0' if allow_zero else 'positive number'}, got {text}")
+        wanted = "number >= 0" if allow_zero else "positive number"
+        raise argparse.ArgumentTypeError(f"expected a {wanted}, got {text}")
     return value
 
 
@@ -116,26 +117,28 @@ def _weights_list(text: str) -> tuple[float, ...]:
 
 def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="output PNG path")
-    p.add_argument("--size", type=_positive_int, default=PAPER.size, help="longest side in pixels (%(default)s)")
+    p.add_argument("--size", type=_positive_int, default=DEFAULT.size,
+                   help="longest side in pixels (%(default)s)")
     p.add_argument("--steps", type=_positive_int, default=default_steps,
                    help="the most optimiser steps (of the last level with a pyramid) (%(default)s)")
-    p.add_argument("--plateau-tol", type=_fraction, default=PAPER.plateau_tol,
+    p.add_argument("--plateau-tol", type=_fraction, default=DEFAULT.plateau_tol,
                    help="stop a level once the loss improved by less than this (relative) over "
                         "--plateau-window steps; 0 runs every step (%(default)s)")
-    p.add_argument("--plateau-window", type=_positive_int, default=PAPER.plateau_window,
+    p.add_argument("--plateau-window", type=_positive_int, default=DEFAULT.plateau_window,
                    help="steps over which --plateau-tol is judged (%(default)s)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=PAPER.optimizer)
-    p.add_argument("--history", type=_positive_int, default=PAPER.lbfgs_history, help="L-BFGS history")
-    p.add_argument("--lr", type=_positive_float, default=PAPER.adam_lr, help="Adam learning rate")
-    p.add_argument("--pooling", choices=POOLINGS, default=PAPER.pooling)
-    p.add_argument("--padding", choices=PADDINGS, default=PAPER.padding,
-                   help="border handling of the convolutions; circular gives textures that tile (%(default)s)")
-    p.add_argument("--weights", choices=WEIGHT_SOURCES, default=PAPER.weights,
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT.optimizer)
+    p.add_argument("--history", type=_positive_int, default=DEFAULT.lbfgs_history, help="L-BFGS history")
+    p.add_argument("--lr", type=_positive_float, default=DEFAULT.adam_lr, help="Adam learning rate")
+    p.add_argument("--pooling", choices=POOLINGS, default=DEFAULT.pooling)
+    p.add_argument("--padding", choices=PADDINGS, default=DEFAULT.padding,
+                   help="border handling of the convolutions; circular gives textures that tile "
+                        "(%(default)s)")
+    p.add_argument("--weights", choices=WEIGHT_SOURCES, default=DEFAULT.weights,
                    help="VGG-19 weights: caffe (offline, default), torchvision (downloads 548 MB), random")
-    p.add_argument("--seed", type=int, default=PAPER.seed)
-    p.add_argument("--device", choices=DEVICES, default=PAPER.device)
-    p.add_argument("--precision", choices=PRECISIONS, default=PAPER.precision)
-    p.add_argument("--conv-algorithm", choices=CONV_ALGORITHMS, default=PAPER.conv_algorithm,
+    p.add_argument("--seed", type=int, default=DEFAULT.seed)
+    p.add_argument("--device", choices=DEVICES, default=DEFAULT.device)
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT.precision)
+    p.add_argument("--conv-algorithm", choices=CONV_ALGORITHMS, default=DEFAULT.conv_algorithm,
                    help="auto: Winograd for the deep layers on a CPU in float32, else direct (%(default)s)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -150,25 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("content", help="content image: a path or a sample name (see 'nst samples')")
     t.add_argument("style", nargs="+", help="style image(s): paths or sample names; several are blended "
                    "(--style-blend) or given a region each (--mask, --split)")
-    _common(t, PAPER.steps)
-    t.add_argument("--ratio", type=_positive_float, default=None, help=f"alpha/beta ({PAPER.ratio:g})")
-    t.add_argument("--content-weight", type=_positive_float, default=None, help="alpha (sets the ratio with beta)")
+    _common(t, DEFAULT.steps)
+    t.add_argument("--ratio", type=_positive_float, default=None, help=f"alpha/beta ({DEFAULT.ratio:g})")
+    t.add_argument("--content-weight", type=_positive_float, default=None,
+                   help="alpha (sets the ratio with beta)")
     t.add_argument("--style-weight", type=_positive_float, default=None, help="beta (%(default)s means 1)")
-    t.add_argument("--content-layers", type=_layer_list, default=PAPER.content_layers)
-    t.add_argument("--style-layers", type=_layer_list, default=PAPER.style_layers)
+    t.add_argument("--content-layers", type=_layer_list, default=DEFAULT.content_layers)
+    t.add_argument("--style-layers", type=_layer_list, default=DEFAULT.style_layers)
     t.add_argument("--style-layer-weights", type=_weights_list, default=(), help="w_l per style layer")
-    t.add_argument("--init", default=PAPER.init, help=f"{'|'.join(INITS)}|PATH ({PAPER.init})")
-    t.add_argument("--tv-weight", type=_nonnegative_float, default=PAPER.tv_weight)
-    t.add_argument("--style-scale", choices=STYLE_SCALES, default=PAPER.style_scale,
+    t.add_argument("--init", default=DEFAULT.init, help=f"{'|'.join(INITS)}|PATH ({DEFAULT.init})")
+    t.add_argument("--tv-weight", type=_nonnegative_float, default=DEFAULT.tv_weight)
+    t.add_argument("--style-scale", choices=STYLE_SCALES, default=DEFAULT.style_scale,
                    help="style resized to the content's size (paper) or kept at its own aspect")
-    t.add_argument("--pyramid", type=_pyramid, default=PAPER.pyramid,
+    t.add_argument("--pyramid", type=_pyramid, default=DEFAULT.pyramid,
                    help="coarse-to-fine: auto (levels chosen from --size), none (one level, as in the "
-                        "paper) or the sizes to optimise at first, e.g. 256,512 before --size 1024 (%(default)s)")
-    t.add_argument("--pyramid-steps", type=_positive_int, default=PAPER.pyramid_steps,
+                        "paper) or the sizes to optimise at first, e.g. 256,512 before --size 1024 "
+                        "(%(default)s)")
+    t.add_argument("--pyramid-steps", type=_positive_int, default=DEFAULT.pyramid_steps,
                    help="the most steps at each coarser level (%(default)s)")
-    t.add_argument("--preserve-color", choices=COLOR_METHODS, default=PAPER.preserve_color,
+    t.add_argument("--preserve-color", choices=COLOR_METHODS, default=DEFAULT.preserve_color,
                    help="keep the content's colours: luminance-only transfer or colour histogram matching")
-    t.add_argument("--color-basis", choices=COLOR_BASES, default=PAPER.color_basis,
+    t.add_argument("--color-basis", choices=COLOR_BASES, default=DEFAULT.color_basis,
                    help="histogram matching's transform (%(default)s)")
     t.add_argument("--style-blend", type=_weights_list, default=(), help="weights mixing several styles")
     t.add_argument("--mask", action="append", default=None, metavar="PATH",
@@ -176,18 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "its aspect ratio")
     t.add_argument("--split", choices=("horizontal", "vertical"), default=None,
                    help="two styles: the first above (left of) the split, the second below (right)")
-    t.add_argument("--split-at", type=_positive_float, default=0.5, help="where --split cuts, 0..1 (%(default)s)")
-    t.add_argument("--guide-mode", choices=GUIDE_MODES, default=PAPER.guide_mode,
+    t.add_argument("--split-at", type=_positive_float, default=0.5,
+                   help="where --split cuts, 0..1 (%(default)s)")
+    t.add_argument("--guide-mode", choices=GUIDE_MODES, default=DEFAULT.guide_mode,
                    help="masks at each layer: eroded inside the region (paper) or simply resized")
 
     c = sub.add_parser("content", help="reconstruct IMAGE from one layer's features (paper Fig. 1)")
     c.add_argument("image", help="a path or a sample name")
-    c.add_argument("--layer", type=_layer_list, default=PAPER.content_layers)
+    c.add_argument("--layer", type=_layer_list, default=DEFAULT.content_layers)
     _common(c, 200)
 
     s = sub.add_parser("style", help="synthesise a texture from IMAGE's Gram matrices (paper Fig. 1)")
     s.add_argument("image", help="a path or a sample name")
-    s.add_argument("--layers", type=_layer_list, default=PAPER.style_layers)
+    s.add_argument("--layers", type=_layer_list, default=DEFAULT.style_layers)
     s.add_argument("--layer-weights", type=_weights_list, default=(), help="w_l per layer")
     _common(s, 200)
 
@@ -223,12 +229,12 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _ratio_and_beta(args: argparse.Namespace) -> tuple[float, float]:
-    beta = PAPER.style_weight if args.style_weight is None else args.style_weight
+    beta = DEFAULT.style_weight if args.style_weight is None else args.style_weight
     if args.content_weight is not None:
         if args.ratio is not None:
             raise UsageError("give either --ratio or --content-weight, not both")
         return args.content_weight / beta, beta
-    return (PAPER.ratio if args.ratio is None else args.ratio), beta
+    return (DEFAULT.ratio if args.ratio is None else args.ratio), beta
 
 
 def _config(args: argparse.Namespace) -> TransferConfig:
@@ -240,15 +246,16 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         precision=args.precision, conv_algorithm=args.conv_algorithm, padding=args.padding,
         plateau_tol=args.plateau_tol, plateau_window=args.plateau_window,
     )
-    if args.command == "content":  # one level, as reconstruct_content runs it
+    if args.command == "content":  # from noise at one size, as the paper's Fig. 1
         if len(args.layer) != 1:
             raise UsageError("--layer takes exactly one layer")
-        return cfg.replace(content_layers=args.layer, style_layers=(), pyramid=())
+        return cfg.replace(content_layers=args.layer, style_layers=(), init="noise", pyramid=())
     if args.command == "style":
         if args.layer_weights and len(args.layer_weights) != len(args.layers):
-            raise UsageError(f"{len(args.layer_weights)} --layer-weights given for {len(args.layers)} --layers")
-        return cfg.replace(content_layers=(), style_layers=args.layers, style_layer_weights=args.layer_weights,
-                           pyramid=())
+            given, layers = len(args.layer_weights), len(args.layers)
+            raise UsageError(f"{given} --layer-weights given for {layers} --layers")
+        return cfg.replace(content_layers=(), style_layers=args.layers,
+                           style_layer_weights=args.layer_weights, init="noise", pyramid=())
     ratio, beta = _ratio_and_beta(args)
     return cfg.replace(
         ratio=ratio, style_weight=beta, content_layers=args.content_layers, style_layers=args.style_layers,
@@ -315,7 +322,8 @@ def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tupl
     return result, inputs, forecast
 
 
-def _forecast(args: argparse.Namespace, cfg: TransferConfig, shape: tuple[int, int], styles: int, quiet: bool):
+def _forecast(args: argparse.Namespace, cfg: TransferConfig, shape: tuple[int, int], styles: int,
+              quiet: bool) -> Any:
     """The run's :class:`~nst_utils.engine.Forecast`, said on stderr before it starts (unless --quiet)."""
     from .engine import forecast
 

@@ -1,18 +1,22 @@
 """Every default in one place: the CLI, the widgets, the recipes and the docs read them here.
 
-The values follow Gatys, Ecker & Bethge (CVPR 2016): content on layer 4_2, style on 1_1 ... 5_1
-with equal weights 1/5, alpha/beta = 1e-3 (Fig. 3 B), white-noise initialisation, L-BFGS,
-average pooling ("slightly more appealing results"), the normalised Caffe VGG-19.
+:data:`PAPER` is Gatys, Ecker & Bethge (CVPR 2016) as published: content on layer 4_2, style on
+1_1 ... 5_1 with equal weights 1/5, alpha/beta = 1e-3 (Fig. 3 B), white-noise initialisation,
+L-BFGS for every step asked for at one size, average pooling ("slightly more appealing results"),
+the normalised Caffe VGG-19. The notebooks rebuild the paper with it.
+
+:data:`DEFAULT` (what ``TransferConfig()`` gives, and what ``nst transfer``, :func:`nst_utils.transfer`
+and the panel use) is the same objective on a schedule that reaches the finished picture sooner
+(README, "The default schedule"): it starts from the photograph, which the paper's Fig. 6 finds
+changes the details and not the kind of result, optimises coarse to fine as Gatys et al. (2017) do
+for large images, and ends each level once its loss has stopped improving.
 
 Rectified taps (``relu4_2``, not ``conv4_2``): the paper names layers after their
 convolutions, but its Caffe implementation computed ReLU in place, so the blob called
 ``conv4_2`` held the rectified response; the network normalisation (mean *activation* one)
-is defined on rectified responses too. Measured on the normalised network between natural
-images (the photo against photographs and textures at 256 px), pre-ReLU taps make the conv1_1
-term of the style loss 10^3-10^4 times larger than the others, while rectified taps give every
-layer a style loss of the same order (0.1-10). From white noise the first layer's term starts
-far higher, since noise has none of a photo's low-level statistics; it falls first.
-``conv*`` taps remain available.
+is defined on rectified responses too. On the normalised network, pre-ReLU taps let conv1_1's
+term dominate the style loss, while rectified taps keep every layer's term of the same order
+(the measurements: the README, "Which tap is "conv4_2""). ``conv*`` taps remain available.
 """
 
 from __future__ import annotations
@@ -55,11 +59,11 @@ FIG1_STYLE_LAYER_SETS: tuple[tuple[str, ...], ...] = tuple(
 RATIO_RANGE: tuple[float, float] = (1e-5, 1e-1)
 
 #: The default schedule (README, "The default schedule"): coarse levels down to this side ...
-PYRAMID_MIN = 128
+PYRAMID_MIN = 512
 #: ... each run for at most this many steps; every level stops early once the loss has improved by
 #: less than PLATEAU_TOL (relative) over PLATEAU_WINDOW steps.
 PYRAMID_STEPS = 150
-PLATEAU_TOL = 0.01
+PLATEAU_TOL = 0.03
 PLATEAU_WINDOW = 10
 
 #: Smallest image side the network accepts: five 2x2 poolings need at least 32 pixels.
@@ -70,7 +74,9 @@ MAX_SIZE = 4096
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """One style-transfer run. ``ratio`` is alpha/beta and ``style_weight`` is beta (see ``losses``)."""
+    """One style-transfer run. ``ratio`` is alpha/beta and ``style_weight`` is beta (see ``losses``).
+
+    The defaults are :data:`DEFAULT`'s; :data:`PAPER` is the paper's own schedule."""
 
     size: int = 512
     steps: int = 500
@@ -81,7 +87,8 @@ class TransferConfig:
     #: Per-layer w_l; empty means equal weights 1/len(style_layers), as in the paper.
     style_layer_weights: tuple[float, ...] = ()
     tv_weight: float = 0.0
-    init: str = "noise"
+    #: The start: "content" (the photograph), "style", "noise" (the paper's white noise) or a path.
+    init: str = "content"
     optimizer: str = "lbfgs"
     #: L-BFGS history (pairs kept); Adam's learning rate in [0, 1] pixel units.
     lbfgs_history: int = 20
@@ -168,7 +175,7 @@ def validate(cfg: TransferConfig) -> None:
             f"{len(weights)} style layer weights given for {len(cfg.style_layers)} style layers"
         )
     if any(w < 0 for w in weights):
-        raise ValueError(f"style layer weights must not be negative, got {', '.join(f'{w:g}' for w in weights)}")
+        raise ValueError(f"style layer weights must not be negative, got {_numbers(weights)}")
     if cfg.tv_weight < 0:
         raise ValueError(f"tv_weight must not be negative, got {cfg.tv_weight}")
     _choice(cfg.optimizer, OPTIMIZERS, "optimizer")
@@ -185,7 +192,7 @@ def validate(cfg: TransferConfig) -> None:
     blend = tuple(float(w) for w in cfg.style_blend)
     object.__setattr__(cfg, "style_blend", blend)
     if any(not w >= 0 for w in blend) or (blend and sum(blend) == 0):
-        raise ValueError(f"style blend weights must be non-negative and not all zero, got {', '.join(f'{w:g}' for w in blend)}")
+        raise ValueError(f"style blend weights must be non-negative and not all zero, got {_numbers(blend)}")
     _check_pyramid(cfg)
     if cfg.pyramid_steps < 1:
         raise ValueError(f"pyramid_steps must be at least 1, got {cfg.pyramid_steps}")
@@ -197,6 +204,10 @@ def validate(cfg: TransferConfig) -> None:
         raise ValueError(f"lbfgs_history must be at least 1, got {cfg.lbfgs_history}")
     if not cfg.adam_lr > 0:
         raise ValueError(f"adam_lr must be positive, got {cfg.adam_lr}")
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
 
 
 def _check_pyramid(cfg: TransferConfig) -> None:
@@ -214,11 +225,13 @@ def _check_pyramid(cfg: TransferConfig) -> None:
 
 def auto_pyramid(size: int) -> tuple[int, ...]:
     """The coarse levels the default schedule runs before ``size``: halving from ``size`` down to
-    :data:`PYRAMID_MIN` px (512 -> 128, 256; 256 -> 128; nothing below 2 x PYRAMID_MIN).
+    :data:`PYRAMID_MIN` px (2048 -> 512, 1024; 1024 -> 512; none up to 1023 px).
 
-    Why: an L-BFGS step costs about four times less at half the size, and the large-scale
-    arrangement of the style (the long strokes, the swirls) is found there in few steps; the
-    full-size level then only has to add the fine texture. See README, "The default schedule"."""
+    Why not below 512 px: from the photograph, a coarse level did not shorten the full-size level
+    (the loss there is dominated by the finest style layers, whose statistics an upsampled image
+    has lost), so it only added its own steps. Above, a full-size step costs minutes' worth of
+    512 px steps, and the paper's own high-resolution schedule starts at 512 px (Gatys et al. 2017).
+    See README, "The default schedule"."""
     sizes, side = [], size // 2
     while side >= PYRAMID_MIN:
         sizes.insert(0, side)
@@ -226,7 +239,10 @@ def auto_pyramid(size: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-PAPER = TransferConfig()
+#: The package's default: the paper's objective on the fast schedule (module docstring).
+DEFAULT = TransferConfig()
+#: The paper's settings: white noise, one level, every step (the notebooks' figures).
+PAPER = TransferConfig(init="noise", pyramid=(), plateau_tol=0.0)
 
 
 def blend_weights(cfg: TransferConfig, styles: int) -> tuple[float, ...]:

@@ -37,7 +37,8 @@ from .layers import LAYER_STRIDE
 ERODE = 3
 
 
-def split_guides(shape: tuple[int, int], fraction: float = 0.5, direction: str = "horizontal") -> list[Tensor]:
+def split_guides(shape: tuple[int, int], fraction: float = 0.5,
+                 direction: str = "horizontal") -> list[Tensor]:
     """Two complementary guides for an image of ``shape`` ``(H, W)``: with ``"horizontal"``, the
     top ``fraction`` of the rows (the sky) and the rest (the ground); ``"vertical"``: left and right."""
     if not 0 < fraction < 1:

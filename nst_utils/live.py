@@ -63,7 +63,8 @@ class LiveSettings:
             out = optimize(
                 objective, image, steps=planned, optimizer=cfg.optimizer, lbfgs_history=cfg.lbfgs_history,
                 adam_lr=cfg.adam_lr, plateau=Plateau(cfg.plateau_tol, cfg.plateau_window),
-                callbacks=[record.segment(cfg, inputs.shape, objective), self._watch(cfg, done, planned, final)],
+                callbacks=[record.segment(cfg, inputs.shape, objective),
+                           self._watch(cfg, done, planned, final)],
             )
             record.end_segment(out)
             done, image = done + out.steps, out.image

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from . import engine
-from .config import PAPER, TransferConfig, blend_weights
+from .config import DEFAULT, TransferConfig, blend_weights
 from .features import VGG19Features
 from .guides import check_guides
 from .images import resize, target_size
@@ -69,7 +69,7 @@ class RunResult(OptimizeResult):
     restarts, the settings (``config``, as they were in the last segment) and what ran
     (``machine``: device, precision, convolution algorithm)."""
 
-    config: TransferConfig = PAPER
+    config: TransferConfig = DEFAULT
     content: Tensor | None = None
     style: Tensor | None = None
     #: The memory estimate checked before the run (bytes; see :func:`nst_utils.engine.estimate`).
@@ -178,7 +178,8 @@ def run(
                                  scale.all(style_masks), record.extractor or prepared.extractor)
             if image is None:
                 image = initial_image(config.init, content=inputs.content, style=(inputs.styles or [None])[0],
-                                      shape=(1, 3, *level_shape), seed=config.seed, device=prepared.machine.device)
+                                      shape=(1, 3, *level_shape), seed=config.seed,
+                                      device=prepared.machine.device)
             else:
                 image = resize(image, level_shape)  # the coarser level's result, upsampled
             record.level, record.extractor = level, inputs.extractor
@@ -216,7 +217,8 @@ class RunRecord:
         self.extractor: VGG19Features | None = None
         self.t0 = time.perf_counter()
 
-    def segment(self, config: TransferConfig, shape: tuple[int, int], objective: MatchingObjective) -> Callback:
+    def segment(self, config: TransferConfig, shape: tuple[int, int],
+                objective: MatchingObjective) -> Callback:
         """Start a segment; returns the step callback to give :func:`~nst_utils.optimize`."""
         segment = Segment(len(self.segments), self.level, len(self.history) + 1, config, shape)
         self.segments.append(segment)
@@ -224,8 +226,9 @@ class RunRecord:
         def on_step(info: StepInfo) -> bool | str | None:
             shares = objective.layer_losses
             values = torch.stack(list(shares.values())).tolist() if shares else []  # one host sync
-            info = replace(info, step=segment.first_step + info.step - 1, elapsed=time.perf_counter() - self.t0,
-                           layer_losses=dict(zip(shares, values)), level=segment.level, segment=segment.index)
+            info = replace(info, step=segment.first_step + info.step - 1,
+                           elapsed=time.perf_counter() - self.t0, layer_losses=dict(zip(shares, values)),
+                           level=segment.level, segment=segment.index)
             self.history.append(replace(info, image=None))  # numbers only: images would be gigabytes
             asked = [callback(info) for callback in self.callbacks]  # every callback sees every step
             return next((a for a in asked if a), None)
@@ -240,12 +243,13 @@ class RunRecord:
     def result(self, image: Tensor | None, shape: tuple[int, int], content: Tensor | None,
                styles: list[Tensor], prepared: engine.Prepared) -> RunResult:
         last = self.segments[-1] if self.segments else None
-        best = min((s.best_total for s in self.segments if s.level == last.level), default=math.inf) if last else math.inf
+        best = min((s.best_total for s in self.segments if last and s.level == last.level), default=math.inf)
         stopped = last.stopped if last and last.stopped in RUN_ENDERS else None
         return RunResult(
             image=resize(image, shape), history=self.history, best_total=best, stopped=stopped,
             evaluations=sum(s.evaluations for s in self.segments), seconds=time.perf_counter() - self.t0,
-            config=last.config if last else PAPER, content=content, style=styles[0] if len(styles) == 1 else None,
+            config=last.config if last else DEFAULT, content=content,
+            style=styles[0] if len(styles) == 1 else None,
             estimated_memory=prepared.estimated_memory, machine=prepared.machine, segments=self.segments,
             extractor=self.extractor or prepared.extractor,
         )
@@ -262,7 +266,8 @@ def _check_inputs(config: TransferConfig, content: Tensor | None, styles: list[T
         if any(tuple(m.shape[-2:]) != shape for m in masks):
             raise ValueError(f"masks must have the output's size {shape[1]}x{shape[0]}")
         if config.style_blend:
-            raise ValueError("style blend weights mix styles everywhere; with masks each style has its own region")
+            raise ValueError("style blend weights mix styles everywhere; "
+                             "with masks each style has its own region")
     elif config.style_blend or len(styles) > 1:
         blend_weights(config, len(styles))  # one weight per style, or a one-line error
     return shape

@@ -142,7 +142,8 @@ class MatchingObjective:
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         feats = self.extractor(image, self.layers())
-        per_layer = {n: self.content_weight * content_loss(feats[n], p) for n, p in self.content_targets.items()}
+        per_layer = {n: self.content_weight * content_loss(feats[n], p)
+                     for n, p in self.content_targets.items()}
         terms: dict[str, Tensor] = {}
         if per_layer:
             terms["content"] = sum(per_layer.values())

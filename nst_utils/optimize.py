@@ -184,7 +184,8 @@ def _run_adam(tracker: _Tracker, init: Tensor, steps: int, lr: float, plateau: P
         tracker.evaluate(x.detach().requires_grad_(True))
 
 
-def _run_torch_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int, plateau: Plateau | None) -> None:
+def _run_torch_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int,
+                     plateau: Plateau | None) -> None:
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
         x = x.detach().requires_grad_(True)
         total = tracker.evaluate(x)
@@ -195,7 +196,8 @@ def _run_torch_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int, 
                     on_step=lambda x: tracker.report(x, plateau))
 
 
-def _run_scipy_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int, plateau: Plateau | None) -> None:
+def _run_scipy_lbfgs(tracker: _Tracker, init: Tensor, steps: int, history: int,
+                     plateau: Plateau | None) -> None:
     from scipy.optimize import Bounds, minimize  # only here: a default run never imports scipy.optimize
 
     shape, device, dtype = init.shape, init.device, init.dtype

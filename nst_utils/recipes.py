@@ -16,7 +16,7 @@ from torch import Tensor
 
 from . import engine
 from .color import luminance_inputs, match_color, recombine
-from .config import PAPER, TransferConfig
+from .config import DEFAULT, PAPER, TransferConfig
 from .features import VGG19Features
 from .guides import check_guides, load_guide
 from .images import ImageSource, load_image, resize
@@ -29,7 +29,7 @@ __all__ = ["load_pair", "make_extractor", "reconstruct_content", "synthesize_tex
 StyleSource = ImageSource | Tensor
 
 
-def make_extractor(config: TransferConfig = PAPER, layers: Iterable[str] | None = None) -> VGG19Features:
+def make_extractor(config: TransferConfig = DEFAULT, layers: Iterable[str] | None = None) -> VGG19Features:
     """A frozen VGG-19 for ``config`` (weights, pooling, device, precision), truncated after the
     deepest of ``layers`` (default: the config's content and style layers). The fastest one for
     this machine: see :mod:`nst_utils.engine`, which also records what it chose."""
@@ -46,8 +46,9 @@ def reconstruct_content(
 ) -> RunResult:
     """Paper Fig. 1, content row: an image whose ``layer`` features match ``image``'s (eq. 1).
 
-    ``config`` supplies the steps, optimiser, initialisation, seed and machine settings; the run
-    has one level, at ``image``'s size (the figure compares layers at one size).
+    ``config`` (default: the paper's, which starts from noise: from the photograph there would be
+    nothing to reconstruct) supplies the steps, optimiser, initialisation, seed and machine
+    settings; the run has one level, at ``image``'s size (the figure compares layers at one size).
     """
     (layer,) = check_layers([layer], "content layer")
     cfg = config.replace(size=max(image.shape[-2:]), content_layers=(layer,), style_layers=(),
@@ -69,8 +70,8 @@ def synthesize_texture(
 
     ``layers`` default to the config's style layers; ``layer_weights`` (w_l, a mapping or one
     value per layer) to equal weights ``1/L``; ``shape`` (``(1, 3, H, W)`` or ``(H, W)``) to the
-    style image's. ``config`` supplies the steps, optimiser, initialisation, seed and machine;
-    the run has one level, at the texture's size.
+    style image's. ``config`` (default: the paper's) supplies the steps, optimiser,
+    initialisation, seed and machine; the run has one level, at the texture's size.
     """
     if layers is None:  # the config's layers, with the config's weights unless others are given
         layers = config.style_layers
@@ -110,7 +111,7 @@ def load_pair(
 def transfer(
     content: ImageSource | Tensor,
     style: StyleSource | Sequence[StyleSource],
-    config: TransferConfig = PAPER,
+    config: TransferConfig = DEFAULT,
     *,
     masks: Sequence[Tensor | ImageSource] | None = None,
     style_masks: Sequence[Tensor | ImageSource | None] | None = None,
@@ -120,8 +121,9 @@ def transfer(
 ) -> RunResult:
     """Paper sec. 3: an image with ``content``'s features on the content layers and ``style``'s
     Gram matrices on the style layers, weighted ``alpha/beta = config.ratio``. Images may be
-    paths, sample names, PIL images or tensors; the run goes coarse to fine as ``config.levels()``
-    says (:func:`~nst_utils.loop.run`).
+    paths, sample names, PIL images or tensors. ``config`` defaults to :data:`~nst_utils.config.DEFAULT`,
+    the paper's objective on the fast schedule (``nst.PAPER`` for the paper's own); the run goes
+    coarse to fine as ``config.levels()`` says (:func:`~nst_utils.loop.run`).
 
     The controls of Gatys et al. (2017): ``style`` may be a list of images, mixed with the
     weights ``config.style_blend``, or, with ``masks`` (one per style: tensors or image files

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from .callbacks import StopFlag
 from .color import recombine
-from .config import COLOR_METHODS, INITS, OPTIMIZERS, PAPER, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
+from .config import COLOR_METHODS, DEFAULT, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
 from .engine import check_extractor, forecast
 from .features import VGG19Features
 from .images import ImageError, ImageSource, decode_image, load_image, save_image, target_size, to_pil
@@ -65,7 +65,8 @@ def preview_png(image: Tensor) -> bytes:
     return _png(pil)
 
 
-def loss_curve_png(history: Sequence[StepInfo], restarts: Iterable[int] = (), total: int | None = None) -> bytes:
+def loss_curve_png(history: Sequence[StepInfo], restarts: Iterable[int] = (),
+                   total: int | None = None) -> bytes:
     """PNG bytes of the weighted loss terms against the step (log scale); dotted lines mark restarts.
 
     Uses a bare :class:`matplotlib.figure.Figure` (Agg), never pyplot: this runs in a worker thread.
@@ -127,7 +128,7 @@ class TransferPanel(widgets.VBox):
 
     ``content`` and ``style`` are anything :func:`~nst_utils.load_image` accepts (a path, a PIL
     image, a sample name such as ``"hopper"`` or ``"mosaic"``) or ``(1, 3, H, W)`` tensors.
-    ``config`` (default :data:`~nst_utils.PAPER`) sets the initial widget values and every
+    ``config`` (default :data:`~nst_utils.config.DEFAULT`) sets the initial widget values and every
     setting that has no widget (pooling, weights, device, precision, seed, ...). The panel
     chooses one content layer; the preview and loss curve redraw at the first and last step and
     in between at most every ``preview_seconds`` (less often when drawing is slow, see
@@ -143,7 +144,7 @@ class TransferPanel(widgets.VBox):
         preview_seconds: float = 0.5,
         sizes: Sequence[int] = (64, 128, 256, 512),
     ) -> None:
-        cfg = PAPER if config is None else config
+        cfg = DEFAULT if config is None else config
         if not preview_seconds >= 0:
             raise ValueError(f"preview_seconds must not be negative, got {preview_seconds}")
         self._base, self.preview_seconds = cfg, float(preview_seconds)
@@ -190,7 +191,7 @@ class TransferPanel(widgets.VBox):
             self.weight_fields[name] = widgets.FloatText(
                 value=weights.get(name, 0.0), step=0.05, layout=widgets.Layout(width="80px"))
         self.steps_slider = _labelled(widgets.IntSlider(
-            value=cfg.steps, min=1, max=max(2 * PAPER.steps, cfg.steps), description="steps",
+            value=cfg.steps, min=1, max=max(2 * DEFAULT.steps, cfg.steps), description="steps",
             continuous_update=False))
         self.optimizer_picker = _labelled(widgets.Dropdown(
             options=list(OPTIMIZERS), value=cfg.optimizer, description="optimiser"))
@@ -208,7 +209,8 @@ class TransferPanel(widgets.VBox):
         self.content_upload.observe(lambda change: self._uploaded("content", change), "value")
         self.style_upload.observe(lambda change: self._uploaded("style", change), "value")
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
+                                          disabled=True)
         self.save_path = widgets.Text(value="transfer.png", layout=widgets.Layout(width="150px"))
         self.save_button = widgets.Button(description="Save", icon="save", disabled=True)
         self.run_button.add_class("nst-run")
@@ -250,7 +252,8 @@ class TransferPanel(widgets.VBox):
             widgets.HBox([self.run_button, self.stop_button]),
             widgets.HBox([self.save_path, self.save_button]),
         ], layout=widgets.Layout(width="380px"))
-        outputs = widgets.VBox([widgets.HBox([self.preview, self.loss_plot]), self.layer_bars, self.status, self.info])
+        outputs = widgets.VBox([widgets.HBox([self.preview, self.loss_plot]), self.layer_bars, self.status,
+                                self.info])
         return widgets.HBox([controls, outputs])
 
     def _sync_weights(self, _change: Any = None) -> None:
@@ -285,8 +288,8 @@ class TransferPanel(widgets.VBox):
         return self._base.replace(
             ratio=float(self.ratio_slider.value), content_layers=(self.content_dropdown.value,),
             style_layers=chosen, style_layer_weights=weights, steps=int(self.steps_slider.value),
-            optimizer=self.optimizer_picker.value, init=self.init_picker.value, size=int(self.size_picker.value),
-            preserve_color=self.color_picker.value,
+            optimizer=self.optimizer_picker.value, init=self.init_picker.value,
+            size=int(self.size_picker.value), preserve_color=self.color_picker.value,
         )
 
     def _live_config(self) -> TransferConfig:
@@ -361,7 +364,8 @@ class TransferPanel(widgets.VBox):
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled = running
         self.stop_button.disabled = not running
-        for widget in (self.size_picker, self.init_picker, self.color_picker, self.content_upload, self.style_upload):
+        for widget in (self.size_picker, self.init_picker, self.color_picker, self.content_upload,
+                       self.style_upload):
             widget.disabled = running  # fixed for the run: they change its inputs, not its objective
         self.save_button.disabled = running or self.result is None
 
@@ -448,7 +452,8 @@ class TransferPanel(widgets.VBox):
         if said.too_large:
             self.info.value = text + f"too large: {said.too_large}"
         else:
-            self.info.value = text + (f"about {_duration(said.seconds)} (at most {_duration(said.at_most)}) · "
+            self.info.value = text + (f"about {_duration(said.seconds)} "
+                                      f"(at most {_duration(said.at_most)}) · "
                                       f"est. peak memory {said.memory / 2**20:.0f} MiB")
 
     def _settings_changed(self, _change: Any) -> None:
@@ -476,7 +481,8 @@ class TransferPanel(widgets.VBox):
     def _show_final(self, result: RunResult) -> None:
         self.preview.value = preview_png(result.image)
         if self.history:
-            self.layer_bars.value = layer_shares_html(self.history[-1].layer_losses, result.config.content_layers)
+            self.layer_bars.value = layer_shares_html(self.history[-1].layer_losses,
+                                                      result.config.content_layers)
         if not self.history:
             self.status.value = "stopped before the first step"
             return

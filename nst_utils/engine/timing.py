@@ -9,7 +9,7 @@ the run reads), and a run's estimate adds, level by level, the evaluations its s
 
 With the stopping rule a level may end before its most steps: how soon depends on the images
 and is not known in advance, so the estimate assumes the steps a level of the default schedule
-typically takes (:data:`TYPICAL_STEP_SHARE` of its cap), and says so.
+typically takes (:data:`TYPICAL_LEVEL_STEPS`), and gives the longest duration beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import PAPER, TransferConfig
+from ..config import DEFAULT, TransferConfig
 from ..images import target_size
 from ..layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
 from ..version import __version__
@@ -63,7 +62,8 @@ def evaluation_flops(shape: tuple[int, int], content_layers: Iterable[str], styl
             else:
                 conv += 2 * 9 * c_in * c_out * (h // s) * (w // s)
             c_in = c_out
-    gram = sum(2 * LAYER_CHANNELS[n] ** 2 * (h // LAYER_STRIDE[n]) * (w // LAYER_STRIDE[n]) for n in style_layers)
+    gram = sum(2 * LAYER_CHANNELS[n] ** 2 * (h // LAYER_STRIDE[n]) * (w // LAYER_STRIDE[n])
+               for n in style_layers)
     return 2 * conv + 2 * gram
 
 
@@ -109,7 +109,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def calibration(machine: Machine, config: TransferConfig = PAPER) -> Calibration:
+def calibration(machine: Machine, config: TransferConfig = DEFAULT) -> Calibration:
     """This machine's :class:`Calibration`: from the cache, else measured (a few seconds) and cached."""
     path, key = cache_dir() / "timing.json", _cache_key(machine, config)
     try:
@@ -130,13 +130,13 @@ def calibration(machine: Machine, config: TransferConfig = PAPER) -> Calibration
     return measured
 
 
-def measure(machine: Machine, config: TransferConfig = PAPER) -> Calibration:
-    """Time building the paper's network and its evaluations at :data:`CALIBRATION_SIDES` (median of
-    three after one warm-up each, freed memory kept as in a run), and fit the affine model."""
+def measure(machine: Machine, config: TransferConfig = DEFAULT) -> Calibration:
+    """Time building the paper's network and its evaluations at :data:`CALIBRATION_SIDES` (the
+    fastest of three after one warm-up each, freed memory kept as in a run), and fit the affine model."""
     from ..objective import MatchingObjective, content_targets, style_targets
     from .malloc import keep_freed_memory
 
-    cfg = config.replace(content_layers=PAPER.content_layers, style_layers=PAPER.style_layers,
+    cfg = config.replace(content_layers=DEFAULT.content_layers, style_layers=DEFAULT.style_layers,
                          style_layer_weights=(), weights=_build_weights(config))
     start = time.perf_counter()
     extractor = build_extractor(cfg, machine=machine)
@@ -151,7 +151,7 @@ def measure(machine: Machine, config: TransferConfig = PAPER) -> Calibration:
             times = [_evaluation_time(objective, image, machine.device) for _ in range(4)][1:]
             flops.append(evaluation_flops((side, side), cfg.content_layers, cfg.style_layers,
                                           machine.conv_algorithm == "winograd"))
-            seconds.append(statistics.median(times))
+            seconds.append(min(times))  # the least disturbed by anything else running
     per_gflop = max(0.0, (seconds[1] - seconds[0]) / ((flops[1] - flops[0]) / 1e9))
     fixed = max(0.0, seconds[0] - per_gflop * flops[0] / 1e9)
     return Calibration(build, fixed, per_gflop)
@@ -170,15 +170,23 @@ def _evaluation_time(objective, image: torch.Tensor, device: torch.device) -> fl
     start = time.perf_counter()
     total = sum(objective(x).values())
     total.backward()
-    float(total)
+    float(total.detach())  # waits for the device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
-#: With the stopping rule on, the share of its most steps that a level typically takes before the
-#: loss stops improving (the default schedule's levels, measured on the benchmark's image pairs).
-TYPICAL_STEP_SHARE = 1.0
+#: With the default start and stopping rule, the steps a level typically takes before its loss
+#: stops improving (measured on the benchmark's image pairs, ``benchmarks/time_to_picture.md``).
+#: Other settings are estimated at their most steps.
+TYPICAL_LEVEL_STEPS = 80
+
+
+def expected_steps(config: TransferConfig, cap: int) -> int:
+    """The steps a level with at most ``cap`` is expected to take under ``config``."""
+    typical = (config.init == DEFAULT.init and config.plateau_tol == DEFAULT.plateau_tol
+               and config.plateau_window == DEFAULT.plateau_window)
+    return min(cap, TYPICAL_LEVEL_STEPS) if typical else cap
 
 
 def estimate_seconds(config: TransferConfig, shape: tuple[int, int], machine: Machine, styles: int = 1,
@@ -189,13 +197,12 @@ def estimate_seconds(config: TransferConfig, shape: tuple[int, int], machine: Ma
     cal = calibrated or calibration(machine, config)
     winograd = machine.conv_algorithm == "winograd"
     per_step, extra = EVALUATIONS[config.optimizer]
-    share = TYPICAL_STEP_SHARE if config.plateau_tol else 1.0
     expected = at_most = cal.build_seconds
     for side, steps in config.levels():
         level = shape if side == config.size else target_size(shape[1], shape[0], side)
         evaluation = cal.evaluation_seconds(
             evaluation_flops(level, config.content_layers, config.style_layers, winograd))
         targets = (1 + styles) * evaluation / 3  # a forward pass, no backward, no Gram gradients
-        expected += targets + evaluation * (per_step * steps * share + extra)
+        expected += targets + evaluation * (per_step * expected_steps(config, steps) + extra)
         at_most += targets + evaluation * (per_step * steps + extra)
     return TimeEstimate(expected, at_most)
