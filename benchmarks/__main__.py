@@ -23,7 +23,8 @@ import torch
 
 import nst_utils as nst
 from nst_utils.config import CONV_ALGORITHMS, MIN_SIZE, OPTIMIZERS, PRECISIONS
-from nst_utils.engine import plan, resolve_device
+from nst_utils.device import resolve_device
+from nst_utils.engine import plan
 from nst_utils.engine.hardware import native_bfloat16
 
 from . import flops, machine, report

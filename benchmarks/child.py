@@ -29,11 +29,12 @@ import torch
 from torch import Tensor
 
 import nst_utils as nst
-from nst_utils.engine import machine_of, resolve_device
+from nst_utils.device import resolve_device
+from nst_utils.engine import machine_of
 from nst_utils.engine.memory import peak_private_memory
 from nst_utils.images import load_image
-from nst_utils.optimize import _Tracker
 from nst_utils.objective import MatchingObjective, content_targets, style_targets
+from nst_utils.optimize import _Tracker
 from nst_utils.recipes import make_extractor
 
 from . import naive

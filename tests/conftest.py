@@ -3,6 +3,9 @@ constants and plain functions (``ROOT``, ``rand``, ``SMALL``) are in ``tests/hel
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +16,20 @@ from PIL import Image
 from nst_utils.features import VGG19Features
 
 PHOTO_SIZE = 64
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The engine room's caches (the timing calibration of ``engine.forecast``) go to a temporary
+    folder for the session, never the user's ``~/.cache/nst_utils``; set in ``os.environ`` so the
+    interpreters the tests start (the command line) inherit it."""
+    old = os.environ.get("NST_CACHE_DIR")
+    os.environ["NST_CACHE_DIR"] = str(tmp_path_factory.mktemp("nst_cache"))
+    yield
+    if old is None:
+        os.environ.pop("NST_CACHE_DIR", None)
+    else:
+        os.environ["NST_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

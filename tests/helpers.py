@@ -1,5 +1,5 @@
-"""What several test modules share: the repository root, a seeded random tensor, a small config
-and a loader for the maintenance scripts.
+"""What several test modules share: the repository root, a seeded random tensor, a small config,
+unreadable image files and a loader for the maintenance scripts.
 
 Test modules import it as ``from helpers import ...``, as they import ``browser``: pytest puts
 ``tests/`` on ``sys.path`` (``tests/engine/`` reaches it through ``tests/conftest.py``).
@@ -12,7 +12,9 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
+from PIL import Image
 
 from nst_utils.config import PAPER
 
@@ -29,6 +31,23 @@ SMALL = PAPER.replace(weights="random", device="cpu", size=32, steps=4, content_
 def rand(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Uniform values in ``[0, 1)`` from a seeded CPU generator: ``rand(1, 3, H, W)`` is an image."""
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def text_file(folder: Path) -> Path:
+    """``folder/notes.png``: text under an image's extension (the content decides, not the name)."""
+    path = folder / "notes.png"
+    path.write_text("not pixels\n" * 10)
+    return path
+
+
+def truncated_jpeg(folder: Path) -> Path:
+    """``folder/cut.jpg``: the first 2 KiB of a noise JPEG, a file cut short."""
+    rng = np.random.default_rng(0)
+    full = folder / "full.jpg"
+    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(full, quality=90)
+    cut = folder / "cut.jpg"
+    cut.write_bytes(full.read_bytes()[:2048])
+    return cut
 
 
 def load_script(name: str) -> ModuleType:

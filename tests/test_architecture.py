@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "nst_utils"
+PACKAGE = ROOT / "nst_utils"
 #: What a run reaches the engine room through (the seam), and the faces that ask it for forecasts.
 ENGINE_USERS = {"nst_utils.loop", "nst_utils.live", "nst_utils.recipes", "nst_utils.widgets", "nst_utils.cli"}
 
@@ -118,18 +119,30 @@ def _core_modules() -> list[str]:
 
 def test_the_core_is_all_there() -> None:
     core = _core_modules()
-    assert {"nst_utils.config", "nst_utils.layers", "nst_utils.images", "nst_utils.features", "nst_utils.losses",
-            "nst_utils.optimize", "nst_utils.objective", "nst_utils.device"} <= set(core)
+    assert {"nst_utils.config", "nst_utils.layers", "nst_utils.images", "nst_utils.features",
+            "nst_utils.losses", "nst_utils.optimize", "nst_utils.objective", "nst_utils.device"} <= set(core)
+
+
+def test_core_modules_load_nothing_of_the_engine_room() -> None:
+    """In a fresh interpreter, importing every core module loads no module under
+    ``nst_utils.engine`` (the hardware policy included).
+
+    One interpreter for all of them proves it for each: importing a set of modules loads the union
+    of what each loads alone (an import adds to ``sys.modules`` and never removes), so when the
+    union holds nothing of the engine room, no single module's share does. One PyTorch import
+    instead of one per core module."""
+    core = _core_modules()
+    code = "".join(f"import {m}\n" for m in core) + "import json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert set(core) <= loaded  # every one was imported
+    engine = sorted(m for m in loaded if m.startswith("nst_utils.engine"))
+    assert engine == [], engine
 
 
 @pytest.mark.parametrize("module", _core_modules())
-def test_core_modules_load_nothing_of_the_engine_room(module: str) -> None:
-    """In a fresh interpreter, importing a core module loads no module under ``nst_utils.engine``
-    (the hardware policy included), and its source imports none."""
-    code = f"import json, sys, {module}\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = [m for m in json.loads(out.stdout) if m.startswith("nst_utils.engine")]
-    assert loaded == [], loaded
+def test_core_modules_import_nothing_of_the_engine_room(module: str) -> None:
+    """Nor does a core module's source import it, even inside a function the import above never runs."""
     assert not any(dep.startswith("nst_utils.engine") for dep in _graph()[module])
 
 

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import ROOT, text_file, truncated_jpeg
 from PIL import Image
 
 from nst_utils import cli, image_files
@@ -23,7 +23,6 @@ from nst_utils.callbacks import ProgressBar
 from nst_utils.images import read_metadata
 from nst_utils.samples import SAMPLES, sample_image
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--size", "64", "--steps", "3", "--quiet"]
 
 
@@ -81,7 +80,7 @@ def test_transfer_json_summary(transfer_run: tuple[int, str, str, Path]) -> None
     first, last = summary["initial_loss"], summary["final_loss"]
     assert sum(last.values()) < sum(first.values())
     assert summary["seconds"] > 0 and summary["peak_memory_mb"] > 0
-    assert summary["command"] == "transfer" and summary["content"] == "hopper" and summary["style"] == "mosaic"
+    assert (summary["command"], summary["content"], summary["style"]) == ("transfer", "hopper", "mosaic")
     params = summary["config"]
     assert params["ratio"] == 1e-3 and params["size"] == 64 and params["steps"] == 3
     assert summary["stopped"] is None
@@ -174,21 +173,6 @@ def test_ratio_and_content_weight_together_is_a_usage_error(tmp_path: Path) -> N
 # --- bad input: exit 2, one line, no output ------------------------------------------------------
 
 
-def _text_file(folder: Path) -> Path:
-    path = folder / "notes.png"  # a misleading extension: the content decides
-    path.write_text("not pixels\n" * 10)
-    return path
-
-
-def _truncated_jpeg(folder: Path) -> Path:
-    rng = np.random.default_rng(0)
-    full = folder / "full.jpg"
-    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(full, quality=90)
-    cut = folder / "cut.jpg"
-    cut.write_bytes(full.read_bytes()[:2048])
-    return cut
-
-
 def _tiny_png(folder: Path) -> Path:
     path = folder / "tiny.png"
     Image.new("RGB", (20, 20), (9, 9, 9)).save(path)
@@ -198,8 +182,8 @@ def _tiny_png(folder: Path) -> Path:
 BAD_IMAGES = {
     "missing": (lambda d: d / "nope.jpg", "no such file"),
     "directory": (lambda d: d, "is a directory"),
-    "not an image": (_text_file, "not an image"),
-    "truncated": (_truncated_jpeg, "corrupt or truncated"),
+    "not an image": (text_file, "not an image"),
+    "truncated": (truncated_jpeg, "corrupt or truncated"),
     "too small": (_tiny_png, "at least 32 pixels"),
 }
 
@@ -314,8 +298,8 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
 def test_overwrite_replaces(tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     out.write_bytes(b"old")
-    code, _, stderr = _run(["style", "mosaic", "--layers", "relu1_1", "-o", out, "--size", "32", "--steps", "1",
-                            "--quiet", "--overwrite"])
+    code, _, stderr = _run(["style", "mosaic", "--layers", "relu1_1", "-o", out, "--size", "32",
+                            "--steps", "1", "--quiet", "--overwrite"])
     assert code == 0, stderr
     with Image.open(out) as im:
         assert im.format == "PNG"
@@ -399,8 +383,9 @@ def _subprocess(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("make_argv", "fragment"),
     [
-        (lambda d: ["transfer", str(d / "missing.jpg"), "mosaic", "-o", "out.png"], "missing.jpg: no such file"),
-        (lambda d: ["transfer", str(_truncated_jpeg(d)), "mosaic", "-o", "out.png"], "corrupt or truncated"),
+        (lambda d: ["transfer", str(d / "missing.jpg"), "mosaic", "-o", "out.png"],
+         "missing.jpg: no such file"),
+        (lambda d: ["transfer", str(truncated_jpeg(d)), "mosaic", "-o", "out.png"], "corrupt or truncated"),
     ],
 )
 def test_subprocess_reports_one_line(tmp_path: Path, make_argv, fragment: str) -> None:

@@ -15,13 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import ROOT, text_file, truncated_jpeg
 from PIL import Image
 
 import nst_utils
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision")
 
 # `python -c _SCRIPT ARGV_JSON HEAVY...` runs the command line as `python -m nst_utils ARGV` does,
@@ -51,21 +50,6 @@ def _nst(argv: list[str], cwd: Path) -> tuple[int, list[str], str, str]:
     *output, report = proc.stdout.splitlines()
     result = json.loads(report)
     return result["code"], result["heavy"], "\n".join(output), proc.stderr
-
-
-def _text_file(folder: Path) -> Path:
-    path = folder / "notes.png"  # a misleading extension: the content decides
-    path.write_text("not pixels\n" * 10)
-    return path
-
-
-def _truncated_jpeg(folder: Path) -> Path:
-    rng = np.random.default_rng(0)
-    full = folder / "full.jpg"
-    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(full, quality=90)
-    cut = folder / "cut.jpg"
-    cut.write_bytes(full.read_bytes()[:2048])
-    return cut
 
 
 @pytest.mark.parametrize(
@@ -105,8 +89,8 @@ ERRORS = {
                      "nope.png: no such file"),
     "missing image": (lambda d: ["style", "nope.jpg"], "nope.jpg: no such file"),
     "unknown sample": (lambda d: ["content", "sample:nope"], "unknown sample 'nope'; expected one of"),
-    "not an image": (lambda d: ["transfer", str(_text_file(d)), "mosaic"], "notes.png: not an image"),
-    "truncated": (lambda d: [*T, str(_truncated_jpeg(d))], "cut.jpg: corrupt or truncated"),
+    "not an image": (lambda d: ["transfer", str(text_file(d)), "mosaic"], "notes.png: not an image"),
+    "truncated": (lambda d: [*T, str(truncated_jpeg(d))], "cut.jpg: corrupt or truncated"),
     "directory": (lambda d: [*T, "--mask", str(d)], "is a directory, not an image"),
 }
 
@@ -168,10 +152,10 @@ def test_every_submodule_is_reachable_as_an_attribute() -> None:
 
 def test_optimize_stays_the_loop_after_its_submodule_loads(tmp_path: Path) -> None:
     """``optimize`` names a submodule and its function; loading the submodule first (here through
-    ``recipes``) must not turn ``nst.optimize`` into the module."""
-    code = ("import nst_utils.recipes, nst_utils as nst\n"
+    ``loop``, which imports the function) must not turn ``nst.optimize`` into the module."""
+    code = ("import nst_utils.loop, nst_utils as nst\n"
             "from nst_utils import optimize\n"
-            "print(callable(nst.optimize), nst.optimize is optimize is nst.recipes.optimize)")
+            "print(callable(nst.optimize), nst.optimize is optimize is nst.loop.optimize)")
     proc = _python(code, cwd=tmp_path)
     assert proc.stdout.split() == ["True", "True"], proc.stderr
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import rand
 from PIL import Image
 
 from nst_utils import PAPER
@@ -108,7 +109,8 @@ def test_masks_must_match_the_styles_and_the_content():
     with pytest.raises(ValueError, match=r"mask is 64x64 pixels, a different shape from the image \(64x48\)"):
         transfer(content, [content, content], cfg, masks=split_guides((64, 64)))
     with pytest.raises(ValueError, match="mask 2 is empty"):
-        transfer(content, [content, content], cfg, masks=[torch.ones(1, 1, 48, 64), torch.zeros(1, 1, 48, 64)])
+        transfer(content, [content, content], cfg,
+                 masks=[torch.ones(1, 1, 48, 64), torch.zeros(1, 1, 48, 64)])
 
 
 def _flat(rgb, shape=(64, 64)):
@@ -129,7 +131,7 @@ def test_each_region_takes_its_own_style_and_not_the_other():
 
 
 def test_a_blend_with_all_weight_on_one_style_is_that_style():
-    content, first, second = (torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    content, first, second = (rand(1, 3, 48, 48, seed=i) for i in range(3))
     cfg = PAPER.replace(size=48, steps=3, device="cpu", weights="random")
     alone = transfer(content, first, cfg)
     blended = transfer(content, [first, second], cfg.replace(style_blend=(2.0, 0.0)))

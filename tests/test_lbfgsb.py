@@ -14,8 +14,8 @@ from nst_utils.config import PAPER
 from nst_utils.features import VGG19Features
 from nst_utils.images import load_image
 from nst_utils.lbfgsb import CurvaturePairs, minimize_in_box
-from nst_utils.optimize import optimize
 from nst_utils.objective import MatchingObjective, content_targets, initial_image, style_targets
+from nst_utils.optimize import optimize
 
 Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]
 

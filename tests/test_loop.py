@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import SMALL, rand
 
 from nst_utils import live as live_module
 from nst_utils import loop
@@ -14,13 +15,6 @@ from nst_utils.loop import run
 from nst_utils.objective import MatchingObjective
 from nst_utils.optimize import Plateau
 from nst_utils.recipes import transfer
-
-#: A cheap configuration for plumbing tests with the ``small_random_extractor`` fixture.
-SMALL = {"size": 32, "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1"), "weights": "random"}
-
-
-def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, module, calls: list) -> None:
@@ -41,8 +35,8 @@ def _spy(monkeypatch: pytest.MonkeyPatch, module, calls: list) -> None:
 def test_a_pyramid_runs_each_level_with_continuous_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list = []
     _spy(monkeypatch, loop, calls)
-    cfg = TransferConfig(**{**SMALL, "size": 64}, steps=2, pyramid=(32, 48), pyramid_steps=1)
-    result = transfer(_rand(1, 3, 64, 48), _rand(1, 3, 64, 64, seed=1), cfg)
+    cfg = SMALL.replace(size=64, steps=2, pyramid=(32, 48), pyramid_steps=1)
+    result = transfer(rand(1, 3, 64, 48), rand(1, 3, 64, 64, seed=1), cfg)
     assert [tuple(start.shape) for _, start, _ in calls] == [(1, 3, 32, 24), (1, 3, 48, 36), (1, 3, 64, 48)]
     assert [h.step for h in result.history] == [1, 2, 3, 4]
     assert [h.level for h in result.history] == [0, 1, 2, 2]
@@ -54,21 +48,23 @@ def test_a_pyramid_runs_each_level_with_continuous_steps(monkeypatch: pytest.Mon
 def test_each_level_starts_from_the_previous_result_upsampled(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list = []
     _spy(monkeypatch, loop, calls)
-    cfg = TransferConfig(**{**SMALL, "size": 64}, steps=1, pyramid=(32,), pyramid_steps=2)
-    transfer(_rand(1, 3, 64, 64), _rand(1, 3, 64, 64, seed=1), cfg)
+    cfg = SMALL.replace(size=64, steps=1, pyramid=(32,), pyramid_steps=2)
+    transfer(rand(1, 3, 64, 64), rand(1, 3, 64, 64, seed=1), cfg)
     (_, _, coarse), (_, fine_start, _) = calls
     assert coarse.image.shape == (1, 3, 32, 32)
     torch.testing.assert_close(fine_start, resize(coarse.image, (64, 64)))
 
 
-def test_the_levels_optimise_against_the_full_size_inputs_scaled_down(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_levels_optimise_against_the_full_size_inputs_scaled_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A coarse level's targets come from the full-size photograph shrunk to its size (not from
     a smaller copy blown up): the content target at 32 px is that of the 64 px photo resized."""
     calls: list = []
     _spy(monkeypatch, loop, calls)
-    content = _rand(1, 3, 64, 64, seed=3)
-    cfg = TransferConfig(**{**SMALL, "size": 64}, steps=1, pyramid=(32,), pyramid_steps=1)
-    transfer(content, _rand(1, 3, 64, 64, seed=1), cfg)
+    content = rand(1, 3, 64, 64, seed=3)
+    cfg = SMALL.replace(size=64, steps=1, pyramid=(32,), pyramid_steps=1)
+    transfer(content, rand(1, 3, 64, 64, seed=1), cfg)
     objective: MatchingObjective = calls[0][0]
     expected = objective.extractor(resize(content, (32, 32)), ["relu2_1"])["relu2_1"]
     torch.testing.assert_close(objective.content_targets["relu2_1"], expected)
@@ -95,8 +91,8 @@ def test_the_plateau_rule() -> None:
 
 
 def test_a_level_stops_when_its_loss_stops_improving(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=60, plateau_tol=0.5, plateau_window=2, **SMALL)
-    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1),
+    cfg = SMALL.replace(steps=60, plateau_tol=0.5, plateau_window=2)
+    result = run(cfg, content=rand(1, 3, 32, 32), style=rand(1, 3, 32, 32, seed=1),
                  extractor=small_random_extractor)
     assert result.steps < 60 and result.segments[-1].stopped == "converged"
     assert result.stopped is None  # converging is how a level ends, not how a run is stopped
@@ -106,9 +102,9 @@ def test_a_level_stops_when_its_loss_stops_improving(small_random_extractor: VGG
 
 
 def test_a_converged_coarse_level_hands_on_to_the_next(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(**{**SMALL, "size": 48}, steps=3, pyramid=(32,), pyramid_steps=50,
-                         plateau_tol=0.5, plateau_window=2)
-    result = run(cfg, content=_rand(1, 3, 48, 48), style=_rand(1, 3, 48, 48, seed=1),
+    cfg = SMALL.replace(size=48, steps=3, pyramid=(32,), pyramid_steps=50, plateau_tol=0.5,
+                        plateau_window=2)
+    result = run(cfg, content=rand(1, 3, 48, 48), style=rand(1, 3, 48, 48, seed=1),
                  extractor=small_random_extractor)
     assert [s.level for s in result.segments] == [0, 1]
     assert result.segments[0].stopped == "converged" and result.segments[0].steps < 50
@@ -119,15 +115,15 @@ def test_a_converged_coarse_level_hands_on_to_the_next(small_random_extractor: V
 
 
 def test_a_callback_stop_ends_the_whole_run(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=10, pyramid=(), **{**SMALL, "size": 32})
-    result = run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=small_random_extractor,
-                 callbacks=[lambda info: info.step >= 2])
+    cfg = SMALL.replace(steps=10, pyramid=())
+    result = run(cfg, content=rand(1, 3, 32, 32), style=rand(1, 3, 32, 32, seed=1),
+                 extractor=small_random_extractor, callbacks=[lambda info: info.step >= 2])
     assert result.steps == 2 and result.stopped == "callback"
 
 
 def test_a_stop_at_a_coarse_level_skips_the_rest(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(**{**SMALL, "size": 48}, steps=5, pyramid=(32,), pyramid_steps=5, plateau_tol=0)
-    result = run(cfg, content=_rand(1, 3, 48, 48), style=_rand(1, 3, 48, 48, seed=1),
+    cfg = SMALL.replace(size=48, steps=5, pyramid=(32,), pyramid_steps=5, plateau_tol=0)
+    result = run(cfg, content=rand(1, 3, 48, 48), style=rand(1, 3, 48, 48, seed=1),
                  extractor=small_random_extractor, callbacks=[lambda info: info.step >= 2])
     assert result.steps == 2 and [s.level for s in result.segments] == [0]
     assert result.image.shape == (1, 3, 48, 48)  # the best image so far, at the output's size
@@ -137,7 +133,8 @@ def test_a_callback_may_say_why_it_stops(small_random_extractor: VGG19Features) 
     from nst_utils.optimize import optimize
 
     objective = MatchingObjective(small_random_extractor, {}, {"relu1_1": torch.zeros(1, 64, 64)})
-    out = optimize(objective, _rand(1, 3, 32, 32), steps=5, callbacks=[lambda info: "enough" if info.step == 2 else None])
+    out = optimize(objective, rand(1, 3, 32, 32), steps=5,
+                   callbacks=[lambda info: "enough" if info.step == 2 else None])
     assert out.steps == 2 and out.stopped == "enough"
 
 
@@ -158,13 +155,13 @@ class _LiveAfter:
 
 
 def _live_run(cfg: TransferConfig, live: _LiveAfter, extractor: VGG19Features, callbacks=()):
-    return run(cfg, content=_rand(1, 3, 32, 32), style=_rand(1, 3, 32, 32, seed=1), extractor=extractor,
+    return run(cfg, content=rand(1, 3, 32, 32), style=rand(1, 3, 32, 32, seed=1), extractor=extractor,
                callbacks=[live.count, *callbacks], optimise=live_module.LiveSettings(live))
 
 
 def test_a_live_ratio_change_restarts_from_the_best_image(small_random_extractor: VGG19Features,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = TransferConfig(steps=5, ratio=1e-3, plateau_tol=0, **SMALL)
+    cfg = SMALL.replace(steps=5, ratio=1e-3, plateau_tol=0)
     live = _LiveAfter(cfg, cfg.replace(ratio=1e-2), step=2)
     calls: list = []
     _spy(monkeypatch, live_module, calls)
@@ -173,13 +170,16 @@ def test_a_live_ratio_change_restarts_from_the_best_image(small_random_extractor
     assert [(s.first_step, s.steps, s.stopped) for s in result.segments] == [(1, 2, "restart"), (3, 3, None)]
     assert [h.step for h in result.history] == [1, 2, 3, 4, 5]
     assert [h.segment for h in result.history] == [0, 0, 1, 1, 1]
-    assert calls[0][0].content_weight == pytest.approx(1e-3) and calls[1][0].content_weight == pytest.approx(1e-2)
+    assert calls[0][0].content_weight == pytest.approx(1e-3)
+    assert calls[1][0].content_weight == pytest.approx(1e-2)
     torch.testing.assert_close(calls[1][1], images[1])  # L-BFGS: the image after step 2 is the best so far
     assert result.config.ratio == 1e-2 and result.stopped is None
 
 
-def test_a_live_layer_change_rebuilds_the_targets_and_a_deeper_network(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=4, plateau_tol=0, **SMALL)
+def test_a_live_layer_change_rebuilds_the_targets_and_a_deeper_network(
+    small_random_extractor: VGG19Features,
+) -> None:
+    cfg = SMALL.replace(steps=4, plateau_tol=0)
     live = _LiveAfter(cfg, cfg.replace(content_layers=("relu3_1",)), step=2)
     result = _live_run(cfg, live, small_random_extractor)
     assert result.steps == 4 and len(result.segments) == 2
@@ -188,7 +188,7 @@ def test_a_live_layer_change_rebuilds_the_targets_and_a_deeper_network(small_ran
 
 
 def test_lowering_the_live_step_count_ends_the_level(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=10, plateau_tol=0, **SMALL)
+    cfg = SMALL.replace(steps=10, plateau_tol=0)
     live = _LiveAfter(cfg, cfg.replace(steps=3), step=1)
     result = _live_run(cfg, live, small_random_extractor)
     assert result.steps == 3 and len(result.segments) == 1 and result.stopped is None
@@ -196,7 +196,7 @@ def test_lowering_the_live_step_count_ends_the_level(small_random_extractor: VGG
 
 
 def test_raising_the_live_step_count_runs_on(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=2, plateau_tol=0, **SMALL)
+    cfg = SMALL.replace(steps=2, plateau_tol=0)
     live = _LiveAfter(cfg, cfg.replace(steps=4), step=1)
     result = _live_run(cfg, live, small_random_extractor)
     assert result.steps == 4 and [s.steps for s in result.segments] == [2, 2]

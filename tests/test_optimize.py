@@ -11,6 +11,7 @@ from itertools import pairwise
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import rand
 from torch import Tensor
 
 from nst_utils.callbacks import Every, StopFlag
@@ -26,13 +27,9 @@ def _options(optimizer: str) -> dict:
     return ADAM if optimizer == "adam" else {}
 
 
-def _rand(*shape: int, seed: int = 0) -> Tensor:
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
-
-
 def _toy() -> tuple[Callable[[Tensor], dict[str, Tensor]], Tensor]:
     """A non-convex objective that neither optimiser solves in a few steps, and its start."""
-    return conv_objective(_rand(1, 3, 16, 16, seed=7)), _rand(1, 3, 16, 16, seed=8)
+    return conv_objective(rand(1, 3, 16, 16, seed=7)), rand(1, 3, 16, 16, seed=8)
 
 
 class Recorder:
@@ -72,7 +69,7 @@ def conv_objective(target: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_reduces_mse_to_target(optimizer: str) -> None:
-    target = _rand(1, 3, 12, 12)
+    target = rand(1, 3, 12, 12)
     init = torch.full_like(target, 0.5)
     initial = float(mse_to(target)(init)["mse"])
     steps = 10 if optimizer in LBFGS else 30
@@ -87,9 +84,9 @@ def test_reduces_mse_to_target(optimizer: str) -> None:
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_reduces_conv_feature_loss(optimizer: str) -> None:
-    target = _rand(1, 3, 16, 16, seed=2)
+    target = rand(1, 3, 16, 16, seed=2)
     objective = conv_objective(target)
-    init = _rand(1, 3, 16, 16, seed=3)
+    init = rand(1, 3, 16, 16, seed=3)
     initial = float(sum(objective(init).values()))
     result = optimize(objective, init, steps=15, optimizer=optimizer, **_options(optimizer))
     assert result.best_total < 0.3 * initial
@@ -98,7 +95,7 @@ def test_reduces_conv_feature_loss(optimizer: str) -> None:
 
 
 def test_init_is_not_modified() -> None:
-    init = _rand(1, 3, 8, 8)
+    init = rand(1, 3, 8, 8)
     before = init.clone()
     for optimizer in OPTIMIZERS:
         optimize(mse_to(torch.zeros_like(init)), init, steps=2, optimizer=optimizer)
@@ -120,10 +117,10 @@ def test_box_constraint(optimizer: str) -> None:
     target = _out_of_box_target()
     rec = Recorder(mse_to(target))
     reported: list[Tensor] = []
-    init = _rand(1, 3, 8, 8, seed=4) * 1.4 - 0.2  # partly outside the box too
+    init = rand(1, 3, 8, 8, seed=4) * 1.4 - 0.2  # partly outside the box too
     steps = 10 if optimizer in LBFGS else 60
-    result = optimize(rec, init, steps=steps, optimizer=optimizer, callbacks=[lambda i: reported.append(i.image)],
-                      **_options(optimizer))
+    result = optimize(rec, init, steps=steps, optimizer=optimizer,
+                      callbacks=[lambda i: reported.append(i.image)], **_options(optimizer))
     assert len(reported) == result.steps
     every = [*rec.images, *reported, result.image]
     assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in every)
@@ -266,7 +263,7 @@ def test_keyboard_interrupt_before_first_evaluation_returns_clamped_init() -> No
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_loss_raises(optimizer: str, bad: float) -> None:
-    target = _rand(1, 3, 8, 8)
+    target = rand(1, 3, 8, 8)
     count = {"n": 0}
 
     def blows_up(x: Tensor) -> dict[str, Tensor]:
@@ -299,8 +296,8 @@ def test_empty_objective_raises() -> None:
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_deterministic(optimizer: str) -> None:
-    target = _rand(1, 3, 16, 16, seed=5)
-    init = _rand(1, 3, 16, 16, seed=6)
+    target = rand(1, 3, 16, 16, seed=5)
+    init = rand(1, 3, 16, 16, seed=6)
     runs = [optimize(conv_objective(target), init, steps=5, optimizer=optimizer) for _ in range(2)]
     assert torch.equal(runs[0].image, runs[1].image)
     assert runs[0].losses() == runs[1].losses()
@@ -313,7 +310,7 @@ def test_deterministic(optimizer: str) -> None:
 def test_default_run_does_not_import_scipy_optimize(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default L-BFGS runs in PyTorch; SciPy is imported only for ``optimizer="lbfgs-scipy"``."""
     monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # from now on, importing it fails
-    target = _rand(1, 3, 4, 4)
+    target = rand(1, 3, 4, 4)
     result = optimize(mse_to(target), torch.zeros_like(target), steps=3)
     assert result.best_total < float(mse_to(target)(torch.zeros_like(target))["mse"])
     with pytest.raises(ImportError, match="scipy.optimize"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SMALL, rand
 from PIL import Image
 
 from nst_utils import loop
@@ -17,16 +18,6 @@ from nst_utils.features import VGG19Features
 from nst_utils.images import load_image, resize, save_image
 from nst_utils.objective import MatchingObjective, content_targets, initial_image, style_targets
 from nst_utils.recipes import load_pair, make_extractor, reconstruct_content, synthesize_texture, transfer
-
-#: A cheap configuration for plumbing tests with the ``small_random_extractor`` fixture.
-SMALL = {"size": 32, "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1"), "weights": "random"}
-#: The same settings as a config for the content and texture recipes (which set the layers).
-SMALL_CONFIG = TransferConfig(**SMALL)
-
-
-def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
-
 
 # --- the three recipes reduce their losses -------------------------------------------------------
 
@@ -38,9 +29,11 @@ def relu1_2_extractor() -> VGG19Features:
 
 def test_reconstruct_content_from_relu1_2(relu1_2_extractor: VGG19Features) -> None:
     image = load_image("hopper", 48)
-    objective = MatchingObjective(relu1_2_extractor, content_targets(relu1_2_extractor, image, ["relu1_2"]), {})
+    targets = content_targets(relu1_2_extractor, image, ["relu1_2"])
+    objective = MatchingObjective(relu1_2_extractor, targets, {})
     initial = float(objective(initial_image("noise", content=image))["content"])
-    result = reconstruct_content(image, "relu1_2", config=PAPER.replace(steps=20), extractor=relu1_2_extractor)
+    result = reconstruct_content(image, "relu1_2", config=PAPER.replace(steps=20),
+                                 extractor=relu1_2_extractor)
     assert result.image.shape == image.shape
     assert set(result.history[-1].losses) == {"content"}
     # Measured: ~1.3e-3 of the initial loss (grey-noise start) after 20 L-BFGS steps at 48 px, and a
@@ -71,9 +64,10 @@ def test_synthesize_texture_reduces_style_loss() -> None:
 
 
 def test_synthesize_texture_at_another_shape(small_random_extractor: VGG19Features) -> None:
-    style = _rand(1, 3, 32, 32)
-    result = synthesize_texture(style, ["relu1_1"], config=SMALL_CONFIG.replace(steps=2),
-                                extractor=small_random_extractor, shape=(1, 3, 40, 56), layer_weights={"relu1_1": 2.0})
+    style = rand(1, 3, 32, 32)
+    result = synthesize_texture(style, ["relu1_1"], config=SMALL.replace(steps=2),
+                                extractor=small_random_extractor, shape=(1, 3, 40, 56),
+                                layer_weights={"relu1_1": 2.0})
     assert result.image.shape == (1, 3, 40, 56)
     assert result.config.layer_weights() == {"relu1_1": 2.0}
 
@@ -95,21 +89,21 @@ def test_transfer_tiny(paper_extractor: VGG19Features) -> None:
 
 def test_transfer_with_a_layer_in_both_roles() -> None:
     """relu2_1 is a content and a style layer here: the network is built once up to it."""
-    cfg = TransferConfig(steps=1, **SMALL)
+    cfg = SMALL.replace(steps=1)
     assert set(cfg.content_layers) & set(cfg.style_layers) == {"relu2_1"}
-    result = transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32, seed=1), cfg)
+    result = transfer(rand(1, 3, 32, 32), rand(1, 3, 32, 32, seed=1), cfg)
     assert set(result.history[0].losses) == {"content", "style"}
 
 
 def test_transfer_builds_its_own_extractor() -> None:
-    result = transfer(_rand(1, 3, 32, 40), _rand(1, 3, 32, 32, seed=1), TransferConfig(steps=2, **SMALL))
+    result = transfer(rand(1, 3, 32, 40), rand(1, 3, 32, 32, seed=1), SMALL.replace(steps=2))
     assert result.image.shape == (1, 3, 26, 32)  # a tensor content is resized to `size` too
     assert result.steps == 2
 
 
 def test_transfer_tv_term_and_adam(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=2, tv_weight=0.1, optimizer="adam", **SMALL)
-    result = transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32, seed=1), cfg, extractor=small_random_extractor)
+    cfg = SMALL.replace(steps=2, tv_weight=0.1, optimizer="adam")
+    result = transfer(rand(1, 3, 32, 32), rand(1, 3, 32, 32, seed=1), cfg, extractor=small_random_extractor)
     assert set(result.history[0].losses) == {"content", "style", "tv"}
     assert result.evaluations == 3
 
@@ -121,14 +115,14 @@ def test_transfer_bad_image_fails_before_the_network_loads(tmp_path: Path,
 
     monkeypatch.setattr("nst_utils.features.build_vgg19_body", no_network)
     with pytest.raises(ValueError, match="no such file"):
-        transfer(_rand(1, 3, 32, 32), tmp_path / "missing.png", TransferConfig(**SMALL, steps=1))
+        transfer(rand(1, 3, 32, 32), tmp_path / "missing.png", SMALL.replace(steps=1))
 
 
 # --- initial images ------------------------------------------------------------------------------
 
 
 def test_noise_init_is_seeded() -> None:
-    content = _rand(1, 3, 32, 48, seed=9)
+    content = rand(1, 3, 32, 48, seed=9)
     a = initial_image("noise", content=content, seed=0)
     b = initial_image("noise", content=content, seed=0)
     c = initial_image("noise", content=content, seed=1)
@@ -151,15 +145,15 @@ def test_noise_init_is_seeded() -> None:
 
 
 def test_content_style_tensor_and_path_init(tmp_path: Path) -> None:
-    content, style = _rand(1, 3, 32, 48), _rand(1, 3, 64, 64, seed=1)
+    content, style = rand(1, 3, 32, 48), rand(1, 3, 64, 64, seed=1)
     start = initial_image("content", content=content, style=style)
     assert torch.equal(start, content)
     assert start is not content  # a copy: optimising it leaves the content image alone
     torch.testing.assert_close(initial_image("style", content=content, style=style), resize(style, (32, 48)))
-    given = _rand(1, 3, 32, 48, seed=2) * 2 - 0.5
+    given = rand(1, 3, 32, 48, seed=2) * 2 - 0.5
     torch.testing.assert_close(initial_image(given, content=content), given.clamp(0, 1))
     path = tmp_path / "start.png"
-    save_image(_rand(1, 3, 64, 96, seed=3), path)
+    save_image(rand(1, 3, 64, 96, seed=3), path)
     from_path = initial_image(str(path), content=content)
     torch.testing.assert_close(from_path, load_image(path, (32, 48)))
     assert initial_image("hopper", content=content).shape == content.shape  # a sample name
@@ -186,8 +180,8 @@ def test_transfer_starts_from_init(init: str, monkeypatch: pytest.MonkeyPatch) -
         return real(objective, start, **kwargs)
 
     monkeypatch.setattr(loop, "optimize", spy)
-    content, style = _rand(1, 3, 32, 32, seed=4), _rand(1, 3, 32, 32, seed=5)
-    cfg = TransferConfig(steps=1, init=init, seed=7, **SMALL)  # random weights: the seed makes the network too
+    content, style = rand(1, 3, 32, 32, seed=4), rand(1, 3, 32, 32, seed=5)
+    cfg = SMALL.replace(steps=1, init=init, seed=7)  # random weights: the seed makes the network too
     result = transfer(content, style, cfg, extractor=make_extractor(cfg))
     expected = {"content": content, "style": style, "noise": initial_image("noise", content=content, seed=7)}
     assert len(starts) == 1
@@ -210,7 +204,7 @@ def test_style_keeps_own_aspect_with_style_scale_own() -> None:
     c, s = load_pair("hopper", wide_style, TransferConfig(size=64, style_scale="own"))
     assert c.shape == (1, 3, 64, 55)
     assert s.shape == (1, 3, 32, 64)  # longest side = size, own aspect
-    _, s2 = load_pair(_rand(1, 3, 64, 55), _rand(1, 3, 100, 50), TransferConfig(size=64, style_scale="own"))
+    _, s2 = load_pair(rand(1, 3, 64, 55), rand(1, 3, 100, 50), TransferConfig(size=64, style_scale="own"))
     assert s2.shape == (1, 3, 64, 32)  # tensors too
 
 
@@ -226,7 +220,8 @@ def test_objective_terms_oracle(small_random_extractor: VGG19Features, tv_weight
     ext = small_random_extractor
     # A dark style: two uniform-noise images would have nearly equal Gram matrices, and G - A
     # would then be all rounding error.
-    content, style, x = _rand(1, 3, 32, 40, seed=1), 0.3 * _rand(1, 3, 32, 40, seed=2), _rand(1, 3, 32, 40, seed=3)
+    content, style = rand(1, 3, 32, 40, seed=1), 0.3 * rand(1, 3, 32, 40, seed=2)
+    x = rand(1, 3, 32, 40, seed=3)
     alpha, beta, w = 0.01, 2.0, {"relu1_1": 0.3, "relu2_1": 0.7}
     objective = MatchingObjective(
         ext, content_targets(ext, content, ["relu2_1"]), style_targets(ext, style, list(w)),
@@ -261,10 +256,10 @@ def test_the_run_builds_its_objective_from_the_config(small_random_extractor: VG
     real = loop.optimize
     monkeypatch.setattr(loop, "optimize", lambda objective, start, **kw: (objectives.append(objective),
                                                                              real(objective, start, **kw))[1])
-    content, style = _rand(1, 3, 32, 32), _rand(1, 3, 32, 32, seed=1)
-    cfg = TransferConfig(ratio=1e-2, style_weight=3.0, style_layer_weights=(1.0, 0.0), tv_weight=0.2, steps=1, **SMALL)
+    content, style = rand(1, 3, 32, 32), rand(1, 3, 32, 32, seed=1)
+    cfg = SMALL.replace(ratio=1e-2, style_weight=3.0, style_layer_weights=(1.0, 0.0), tv_weight=0.2, steps=1)
     transfer(content, style, cfg, extractor=small_random_extractor)
-    transfer(content, style, TransferConfig(steps=1, **SMALL), extractor=small_random_extractor)
+    transfer(content, style, SMALL.replace(steps=1), extractor=small_random_extractor)
     objective, default = objectives
     assert objective.content_weight == pytest.approx(0.03)  # alpha = ratio * beta
     assert objective.style_weight == 3.0
@@ -280,35 +275,36 @@ def test_the_run_builds_its_objective_from_the_config(small_random_extractor: VG
 def test_transfer_without_cuda_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device 'cuda' requested but no CUDA GPU is available"):
-        transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), TransferConfig(device="cuda", **SMALL, steps=1))
+        transfer(rand(1, 3, 32, 32), rand(1, 3, 32, 32), SMALL.replace(device="cuda", steps=1))
 
 
 def test_bfloat16_extractor_returns_float32(small_random_extractor: VGG19Features) -> None:
-    ext = make_extractor(SMALL_CONFIG.replace(precision="bfloat16"), ["relu1_1"])
-    x = _rand(1, 3, 32, 32)
+    ext = make_extractor(SMALL.replace(precision="bfloat16"), ["relu1_1"])
+    x = rand(1, 3, 32, 32)
     feats = ext(x, ["relu1_1"])["relu1_1"]
     assert feats.dtype == torch.float32
     ref = small_random_extractor(x, ["relu1_1"])["relu1_1"]
     torch.testing.assert_close(feats, ref, rtol=0.05, atol=0.05)  # bf16 keeps ~3 significant digits
 
 
-@pytest.mark.parametrize(("setting", "value"), [("pooling", "max"), ("weights", "caffe"), ("precision", "bfloat16")])
+@pytest.mark.parametrize(("setting", "value"),
+                         [("pooling", "max"), ("weights", "caffe"), ("precision", "bfloat16")])
 def test_an_extractor_that_disagrees_with_the_config_is_an_error(
     small_random_extractor: VGG19Features, setting: str, value: str
 ) -> None:
-    cfg = TransferConfig(steps=1, **{**SMALL, setting: value})
+    cfg = SMALL.replace(steps=1, **{setting: value})
     with pytest.raises(ValueError, match=f"extractor was built with {setting} .* config asks for '{value}'"):
-        transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), cfg, extractor=small_random_extractor)
+        transfer(rand(1, 3, 32, 32), rand(1, 3, 32, 32), cfg, extractor=small_random_extractor)
 
 
 def test_an_extractor_too_shallow_for_the_layers_is_an_error(small_random_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(steps=1, **{**SMALL, "content_layers": ("relu3_1",)})
+    cfg = SMALL.replace(steps=1, content_layers=("relu3_1",))
     with pytest.raises(ValueError, match="stops at 'relu2_1', before the layer 'relu3_1'"):
-        transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), cfg, extractor=small_random_extractor)
+        transfer(rand(1, 3, 32, 32), rand(1, 3, 32, 32), cfg, extractor=small_random_extractor)
 
 
 def test_metadata_records_what_ran(small_random_extractor: VGG19Features) -> None:
-    result = transfer(_rand(1, 3, 32, 32), _rand(1, 3, 32, 32), TransferConfig(steps=2, **SMALL),
+    result = transfer(rand(1, 3, 32, 32), rand(1, 3, 32, 32), SMALL.replace(steps=2),
                       extractor=small_random_extractor)
     meta = result.metadata()
     assert meta["ran"] == {"device": "cpu", "precision": "float32", "conv_algorithm": "direct"}
@@ -329,13 +325,14 @@ RATIO_BOUNDS = {1e-5: 0.2, 1e-3: 0.2, 1e-1: 0.5}
 @pytest.mark.slow
 @pytest.mark.parametrize("ratio", list(RATIO_BOUNDS))
 def test_every_ratio_converges(ratio: float, paper_extractor: VGG19Features) -> None:
-    cfg = TransferConfig(size=128, steps=20, ratio=ratio)
+    cfg = TransferConfig(size=128, steps=20, ratio=ratio, plateau_tol=0)  # all 20 steps: no early stop
     assert cfg.content_layers == PAPER.content_layers and cfg.style_layers == PAPER.style_layers
     assert cfg.weights == "caffe" and cfg.init == "noise"
     c, s = load_pair("hopper", "mosaic", cfg)
     start = initial_image(cfg.init, content=c, style=s, seed=cfg.seed)
     objective = MatchingObjective(paper_extractor, content_targets(paper_extractor, c, cfg.content_layers),
-                                  style_targets(paper_extractor, s, cfg.style_layers), content_weight=cfg.content_weight)
+                                  style_targets(paper_extractor, s, cfg.style_layers),
+                                  content_weight=cfg.content_weight)
     with torch.no_grad():
         initial = float(sum(objective(start).values()))
     result = transfer("hopper", "mosaic", cfg, extractor=paper_extractor)

@@ -13,6 +13,7 @@ import io
 import math
 import time
 
+import helpers
 import pytest
 import torch
 
@@ -21,7 +22,9 @@ from nst_utils.config import INITS, OPTIMIZERS
 from nst_utils.samples import sample_image
 from nst_utils.widgets import TransferPanel
 
-SMALL = nst.PAPER.replace(size=48, steps=4, weights="random")
+#: The shared small config with the paper's layers (the panel's checkboxes, their weights of 1/5) at 48 px.
+SMALL = helpers.SMALL.replace(size=48, content_layers=nst.PAPER.content_layers,
+                              style_layers=nst.PAPER.style_layers)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -244,7 +247,8 @@ def test_save_writes_png_with_the_config(photo, style, tmp_path):
     assert meta["steps"] == 2 and meta["config"]["style_layers"] == list(nst.PAPER_STYLE_LAYERS)
     assert meta["ran"] == {"device": "cpu", "precision": "float32", "conv_algorithm": "winograd"}
     assert meta["segments"] == [{
-        "first_step": 1, "steps": 2, "height": 48, "width": 48, "ratio": meta["config"]["ratio"],
+        "level": 0, "first_step": 1, "steps": 2, "height": 48, "width": 48, "stopped": None,
+        "ratio": meta["config"]["ratio"],
         "content_layers": ["relu4_2"], "style_layer_weights": {n: 0.2 for n in nst.PAPER_STYLE_LAYERS},
         "tv_weight": 0.0, "optimizer": SMALL.optimizer}]
     assert nst.load_image(out).shape == (1, 3, 48, 48)
@@ -252,11 +256,13 @@ def test_save_writes_png_with_the_config(photo, style, tmp_path):
 
 def test_info_shows_what_will_run_and_its_memory(photo, style):
     panel = TransferPanel(photo, style, config=SMALL)
-    assert panel.info.value.startswith(
-        "device cpu · 48×48 px · random VGG-19, avg pooling · float32, winograd convolutions · est. peak memory ")
+    info = panel.info.value
+    assert info.startswith("device cpu · 48×48 px (levels 48 px) · 4 steps at most · "
+                           "random VGG-19, avg pooling · float32, winograd convolutions · about "), info
+    assert " · est. peak memory " in info and info.endswith(" MiB"), info
     before = panel.info.value
     panel.size_picker.value = 512
-    assert panel.info.value.startswith("device cpu · 512 px longest side ·")
+    assert panel.info.value.startswith("device cpu · 512×512 px (levels 128 → 256 → 512 px) ·")
     assert panel.info.value != before
 
 
@@ -271,7 +277,9 @@ def _no_memory(monkeypatch) -> None:
     monkeypatch.setattr("nst_utils.features.build_vgg19_body", no_network)
 
 
-def test_a_run_that_does_not_fit_is_refused_before_allocating_as_the_cli_says(photo, style, monkeypatch, tmp_path):
+def test_a_run_that_does_not_fit_is_refused_before_allocating_as_the_cli_says(
+    photo, style, monkeypatch, tmp_path
+):
     from nst_utils import cli
     from nst_utils.engine.memory import InsufficientMemoryError
 
@@ -291,8 +299,8 @@ def test_a_run_that_does_not_fit_is_refused_before_allocating_as_the_cli_says(ph
     assert panel.result is None and not panel.running
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = cli.run(["transfer", str(photo_path), "mosaic", "-o", str(tmp_path / "out.png"), "--size", "512",
-                        "--weights", "random", "--steps", "2", "--quiet"])
+        code = cli.run(["transfer", str(photo_path), "mosaic", "-o", str(tmp_path / "out.png"),
+                        "--size", "512", "--weights", "random", "--steps", "2", "--quiet"])
     assert code == cli.EXIT_USAGE and err.getvalue() == f"nst: error: {message}\n"
     assert not (tmp_path / "out.png").exists()
 
@@ -330,7 +338,8 @@ def test_the_layer_bars_show_each_layers_share_of_the_loss(photo, style):
     result = panel.run_sync()
     shares = result.history[-1].layer_losses
     assert list(shares) == [*panel.config().content_layers, *panel.config().style_layers]
-    assert sum(shares.values()) == pytest.approx(result.history[-1].total, rel=1e-4)  # no TV: the terms are all
+    # No TV: the layers' shares are all the terms.
+    assert sum(shares.values()) == pytest.approx(result.history[-1].total, rel=1e-4)
     html = panel.layer_bars.value
     for name, value in shares.items():
         assert name in html and f"{100 * value / sum(shares.values()):5.1f} %" in html
@@ -372,5 +381,6 @@ def test_keep_colours_runs_a_luminance_only_transfer(photo, style):
     panel.color_picker.value = "luminance"
     result = panel.run_sync()
     assert result.config.preserve_color == "luminance"
-    torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(result.content)[:, 1:], atol=1e-4, rtol=0)
+    torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(result.content)[:, 1:],
+                               atol=1e-4, rtol=0)
     assert result.content.shape[-2:] == result.image.shape[-2:] == (48, 48)  # the photo at the panel's size

@@ -1,6 +1,6 @@
 """nst_utils.engine.malloc: freed memory is reused within a run, a fragmenting heap falls back to
 glibc's defaults instead of growing, and the process is left as it was. The run loop
-(:func:`nst_utils.recipes.run`) keeps freed memory and checks the heap after every step; the
+(:func:`nst_utils.loop.run`) keeps freed memory and checks the heap after every step; the
 optimiser on its own leaves malloc alone."""
 
 from __future__ import annotations
