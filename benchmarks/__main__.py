@@ -118,8 +118,8 @@ def floors_for(sizes: list[int], throughput: dict[str, float]) -> dict[int, dict
     cfg = nst.PAPER
     out = {}
     for size in sizes:
-        direct = flops.evaluation_flops(size, cfg.content_layers, cfg.style_layers)["total"]
-        winograd = flops.evaluation_flops(size, cfg.content_layers, cfg.style_layers, winograd=True)["total"]
+        direct = flops.evaluation_flops((size, size), cfg.content_layers, cfg.style_layers)
+        winograd = flops.evaluation_flops((size, size), cfg.content_layers, cfg.style_layers, winograd=True)
         out[size] = {dtype: direct / throughput[f"conv {dtype}"] for dtype in ("float32", "bfloat16")}
         out[size]["float32 winograd"] = winograd / throughput["conv float32"]
     return out

@@ -9,18 +9,7 @@ from typing import Any
 
 import torch
 
-from nst_utils.engine.hardware import native_bfloat16
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from nst_utils.engine.hardware import cpu_model, native_bfloat16
 
 
 def describe(device: torch.device) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .config import COLOR_BASES
+from .config import COLOR_BASES, check_choice
 
 #: The NTSC RGB -> YIQ matrix (rows Y, I, Q). Y is the paper's luminance 0.299 R + 0.587 G + 0.114 B.
 RGB_TO_YIQ: tuple[tuple[float, ...], ...] = (
@@ -138,8 +138,7 @@ def _sqrt_and_inverse(cov: Tensor) -> tuple[Tensor, Tensor]:
 
 def color_transform(style: Tensor, content: Tensor, basis: str = "symmetric") -> tuple[Tensor, Tensor]:
     """``(A, b)`` with ``A x + b`` mapping the style's pixel mean and covariance onto the content's."""
-    if basis not in COLOR_BASES:
-        raise ValueError(f"unknown colour basis {basis!r}; expected one of {', '.join(COLOR_BASES)}")
+    check_choice(basis, COLOR_BASES, "color_basis")
     mu_s, cov_s = color_statistics(style)
     mu_c, cov_c = color_statistics(content)
     eye = 1e-8 * torch.eye(3, dtype=torch.float64, device=cov_s.device)  # a flat style stays invertible

@@ -149,9 +149,10 @@ class TransferConfig:
         return asdict(self)
 
 
-def _choice(value: str, options: tuple[str, ...], what: str) -> None:
+def check_choice(value: str, options: tuple[str, ...], name: str) -> None:
+    """``ValueError`` naming the parameter ``name`` when ``value`` is not one of ``options``."""
     if value not in options:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(options)}")
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(options)}")
 
 
 def validate(cfg: TransferConfig) -> None:
@@ -178,17 +179,17 @@ def validate(cfg: TransferConfig) -> None:
         raise ValueError(f"style layer weights must not be negative, got {_numbers(weights)}")
     if cfg.tv_weight < 0:
         raise ValueError(f"tv_weight must not be negative, got {cfg.tv_weight}")
-    _choice(cfg.optimizer, OPTIMIZERS, "optimizer")
-    _choice(cfg.pooling, POOLINGS, "pooling")
-    _choice(cfg.weights, WEIGHT_SOURCES, "weights")
-    _choice(cfg.device, DEVICES, "device")
-    _choice(cfg.precision, PRECISIONS, "precision")
-    _choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")
-    _choice(cfg.style_scale, STYLE_SCALES, "style_scale")
-    _choice(cfg.preserve_color, COLOR_METHODS, "colour method")
-    _choice(cfg.color_basis, COLOR_BASES, "colour basis")
-    _choice(cfg.guide_mode, GUIDE_MODES, "guide mode")
-    _choice(cfg.padding, PADDINGS, "padding")
+    check_choice(cfg.optimizer, OPTIMIZERS, "optimizer")
+    check_choice(cfg.pooling, POOLINGS, "pooling")
+    check_choice(cfg.weights, WEIGHT_SOURCES, "weights")
+    check_choice(cfg.device, DEVICES, "device")
+    check_choice(cfg.precision, PRECISIONS, "precision")
+    check_choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")
+    check_choice(cfg.style_scale, STYLE_SCALES, "style_scale")
+    check_choice(cfg.preserve_color, COLOR_METHODS, "preserve_color")
+    check_choice(cfg.color_basis, COLOR_BASES, "color_basis")
+    check_choice(cfg.guide_mode, GUIDE_MODES, "guide_mode")
+    check_choice(cfg.padding, PADDINGS, "padding")
     blend = tuple(float(w) for w in cfg.style_blend)
     object.__setattr__(cfg, "style_blend", blend)
     if any(not w >= 0 for w in blend) or (blend and sum(blend) == 0):
@@ -212,7 +213,7 @@ def _numbers(values: tuple[float, ...]) -> str:
 
 def _check_pyramid(cfg: TransferConfig) -> None:
     if isinstance(cfg.pyramid, str):
-        _choice(cfg.pyramid, ("auto",), "pyramid")
+        check_choice(cfg.pyramid, ("auto",), "pyramid")
         return
     pyramid = tuple(int(v) for v in cfg.pyramid)
     object.__setattr__(cfg, "pyramid", pyramid)

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torchvision.models import vgg19
 from torchvision.models.vgg import cfgs, make_layers
 
-from .config import PADDINGS, POOLINGS, WEIGHT_SOURCES
+from .config import PADDINGS, POOLINGS, WEIGHT_SOURCES, check_choice
 from .layers import LAYER_INDEX, LAYERS, check_layers, names_from_modules
 from .normalization import load_filter_scales
 
@@ -137,12 +137,9 @@ def build_vgg19_body(
 ) -> nn.Sequential:
     """VGG-19's 37 feature modules with the chosen weights, pooling and border ``padding`` of the
     convolutions ("zeros" as trained; "reflect" or "circular"), ReLUs not in place."""
-    if weights not in WEIGHT_SOURCES:
-        raise ValueError(f"unknown weights {weights!r}; expected one of {', '.join(WEIGHT_SOURCES)}")
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
-    if padding not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}; expected one of {', '.join(PADDINGS)}")
+    check_choice(weights, WEIGHT_SOURCES, "weights")
+    check_choice(pooling, POOLINGS, "pooling")
+    check_choice(padding, PADDINGS, "padding")
     body = _torchvision_features(weights, seed)
     if names_from_modules(body) != LAYERS:
         raise RuntimeError("torchvision's VGG-19 no longer matches the paper's layer table")

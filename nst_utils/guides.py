@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import GUIDE_MODES
+from .config import GUIDE_MODES, check_choice
 from .images import load_image, target_size
 from .layers import LAYER_STRIDE
 
@@ -43,8 +43,7 @@ def split_guides(shape: tuple[int, int], fraction: float = 0.5,
     top ``fraction`` of the rows (the sky) and the rest (the ground); ``"vertical"``: left and right."""
     if not 0 < fraction < 1:
         raise ValueError(f"split fraction must lie strictly between 0 and 1, got {fraction}")
-    if direction not in ("horizontal", "vertical"):
-        raise ValueError(f"unknown split direction {direction!r}; expected horizontal or vertical")
+    check_choice(direction, ("horizontal", "vertical"), "direction")
     h, w = shape
     first = torch.zeros(1, 1, h, w)
     if direction == "horizontal":
@@ -108,8 +107,7 @@ def _scaled(guide: Tensor, shape: tuple[int, int], name: str) -> Tensor:
 def guide_at(guide: Tensor, shape: tuple[int, int], mode: str = "inside") -> Tensor:
     """``guide`` carried to a feature map of ``shape`` ``(H_l, W_l)``: area-averaged, then (``"inside"``)
     eroded so that only features whose 3x3 neighbourhood lies inside the region keep their weight."""
-    if mode not in GUIDE_MODES:
-        raise ValueError(f"unknown guide mode {mode!r}; expected one of {', '.join(GUIDE_MODES)}")
+    check_choice(mode, GUIDE_MODES, "guide_mode")
     small = F.adaptive_avg_pool2d(guide, shape) if tuple(guide.shape[-2:]) != tuple(shape) else guide
     if mode == "inside":
         # Erosion is a minimum over the neighbourhood: minus the max-pool of minus the guide.

@@ -72,7 +72,7 @@ class RunResult(OptimizeResult):
     config: TransferConfig = DEFAULT
     content: Tensor | None = None
     style: Tensor | None = None
-    #: The memory estimate checked before the run (bytes; see :func:`nst_utils.engine.estimate`).
+    #: The memory estimate checked before the run (bytes; see :func:`nst_utils.engine.forecast`).
     estimated_memory: int | None = None
     machine: engine.Machine | None = None
     segments: list[Segment] = field(default_factory=list)

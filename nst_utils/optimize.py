@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import OPTIMIZERS
+from .config import OPTIMIZERS, check_choice
 from .lbfgsb import minimize_in_box
 
 Objective = Callable[[Tensor], Mapping[str, Tensor]]
@@ -240,8 +240,7 @@ def optimize(
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
     tracker = _Tracker(objective, callbacks)
     try:
         if optimizer == "adam":

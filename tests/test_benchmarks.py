@@ -7,7 +7,7 @@ import torch
 from helpers import rand
 
 import nst_utils as nst
-from benchmarks import child, flops, naive, report
+from benchmarks import child, naive, report
 
 SIZE = 64
 
@@ -98,21 +98,6 @@ def test_table_holds_every_row_of_a_size_to_the_network_floor() -> None:
     assert "nst_utils (Winograd)" in winograd_line and "| 0.800 | 1.25x | 1.50x |" in winograd_line
     (note,) = report.winograd_notes(rows, floors)
     assert note.startswith("256 px, Winograd") and "0.500 s/eval" in note and "2.00x" in note
-
-
-def test_flops_of_one_layer_are_forward_plus_equal_backward() -> None:
-    counted = flops.evaluation_flops(32, ["relu1_1"], [])
-    conv1_1 = 2 * 9 * 3 * 64 * 32 * 32
-    assert counted == {"conv_forward": conv1_1, "conv_backward": conv1_1, "gram": 0.0, "total": 2 * conv1_1}
-    with_gram = flops.evaluation_flops(32, [], ["relu1_1"])
-    assert with_gram["gram"] == 2 * 2 * 64**2 * 32 * 32
-
-
-def test_paper_floor_grows_with_the_pixels() -> None:
-    cfg = nst.PAPER
-    small = flops.evaluation_flops(128, cfg.content_layers, cfg.style_layers)["total"]
-    large = flops.evaluation_flops(256, cfg.content_layers, cfg.style_layers)["total"]
-    assert large == pytest.approx(4 * small, rel=0.01)
 
 
 @pytest.mark.slow

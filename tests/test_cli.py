@@ -102,6 +102,35 @@ def test_transfer_metadata(transfer_run: tuple[int, str, str, Path]) -> None:
     assert set(meta["final_loss"]) == {"content", "style"}
 
 
+def test_transfer_says_how_long_before_it_starts(transfer_run: tuple[int, str, str, Path],
+                                                 tmp_path: Path) -> None:
+    _, stdout, _, _ = transfer_run
+    summary = json.loads(stdout)
+    assert 0 < summary["estimated_seconds"] <= summary["estimated_seconds_at_most"]
+    assert summary["levels"] == [{"height": 64, "width": 55, "steps": 3, "stopped": None}]
+    code, _, stderr = _run(["transfer", "hopper", "mosaic", "-o", tmp_path / "o.png", "--size", "64",
+                            "--steps", "2"])
+    assert code == 0, stderr
+    first = stderr.splitlines()[0]
+    assert first.startswith("nst: transfer 55x64 px (64 px) on cpu: about ") and "at most" in first, first
+
+
+def test_the_schedule_options(tmp_path: Path) -> None:
+    code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "-o", tmp_path / "o.png", "--size", "64",
+                                 "--steps", "2", "--pyramid", "32,48", "--pyramid-steps", "1", "--quiet",
+                                 "--json", "--plateau-tol", "0"])
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert [(level["width"], level["steps"]) for level in summary["levels"]] == [(28, 1), (41, 1), (55, 2)]
+    assert summary["config"]["pyramid"] == [32, 48] and summary["config"]["plateau_tol"] == 0
+    code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "-o", tmp_path / "p.png", "--size", "64",
+                                 "--steps", "2", "--pyramid", "none", "--quiet", "--json"])
+    assert code == 0, stderr
+    assert json.loads(stdout)["config"]["pyramid"] == []
+    bad = ["transfer", "hopper", "mosaic", "-o", tmp_path / "q.png", "--plateau-tol", "1"]
+    _assert_usage_error(*_run(bad), "--plateau-tol", "expected a number in [0, 1)")
+
+
 def test_same_seed_same_bytes(transfer_run: tuple[int, str, str, Path], tmp_path: Path) -> None:
     _, _, _, first = transfer_run
     second = tmp_path / "again.png"

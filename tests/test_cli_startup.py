@@ -122,7 +122,8 @@ def test_the_settings_and_the_command_line_import_without_torch(tmp_path: Path) 
 
 #: The public names, as when the package imported every one eagerly.
 PUBLIC = {
-    "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "LAYERS", "LAYER_CHANNELS", "LAYER_INDEX", "PAPER",
+    "DEFAULT", "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "LAYERS", "LAYER_CHANNELS", "LAYER_INDEX",
+    "PAPER",
     "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS", "RATIO_RANGE", "ImageError", "MatchingObjective",
     "OptimizeResult", "RunResult", "StepInfo", "TransferConfig", "VGG19Features", "check_layers",
     "content_loss", "content_loss_paper", "content_targets", "gram_matrix", "initial_image", "load_image",

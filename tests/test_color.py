@@ -83,7 +83,7 @@ def test_the_two_bases_differ_but_both_match():
     content, style = rand(1, 3, 40, 40), rand(1, 3, 40, 40, seed=1) ** 3
     a, b = match_color(style, content, "symmetric"), match_color(style, content, "cholesky")
     assert not torch.allclose(a, b, atol=1e-3)
-    with pytest.raises(ValueError, match="unknown colour basis 'pca'"):
+    with pytest.raises(ValueError, match="unknown color_basis 'pca'"):
         match_color(style, content, "pca")
 
 

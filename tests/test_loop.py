@@ -71,12 +71,13 @@ def test_the_levels_optimise_against_the_full_size_inputs_scaled_down(
 
 
 def test_auto_levels_follow_the_size() -> None:
-    assert [s for s, _ in TransferConfig(size=512).levels()] == [128, 256, 512]
-    assert [s for s, _ in TransferConfig(size=256).levels()] == [128, 256]
-    assert [s for s, _ in TransferConfig(size=200).levels()] == [200]
-    assert [s for s, _ in TransferConfig(size=512, pyramid=()).levels()] == [512]
-    cfg = TransferConfig(size=512, steps=40, pyramid_steps=7)
-    assert cfg.levels() == [(128, 7), (256, 7), (512, 40)]
+    assert [s for s, _ in TransferConfig(size=2048).levels()] == [512, 1024, 2048]
+    assert [s for s, _ in TransferConfig(size=1024).levels()] == [512, 1024]
+    assert [s for s, _ in TransferConfig(size=1023).levels()] == [1023]
+    assert [s for s, _ in TransferConfig(size=256).levels()] == [256]
+    assert [s for s, _ in TransferConfig(size=2048, pyramid=()).levels()] == [2048]
+    cfg = TransferConfig(size=1024, steps=40, pyramid_steps=7)
+    assert cfg.levels() == [(512, 7), (1024, 40)]
 
 
 # --- the stopping rule -------------------------------------------------------------------------------

@@ -65,19 +65,19 @@ def _wait_for(predicate, timeout=120.0) -> None:
         time.sleep(0.05)
 
 
-def test_defaults_come_from_paper(photo, style):
+def test_defaults_come_from_the_package_default(photo, style):
     panel = TransferPanel(photo, style)
-    assert panel.config() == nst.PAPER
+    assert panel.config() == nst.DEFAULT
     assert (10 ** panel.ratio_slider.min, 10 ** panel.ratio_slider.max) == pytest.approx(nst.RATIO_RANGE)
-    assert panel.ratio_slider.value == nst.PAPER.ratio
-    assert panel.content_dropdown.value == nst.PAPER.content_layers[0]
+    assert panel.ratio_slider.value == nst.DEFAULT.ratio
+    assert panel.content_dropdown.value == nst.DEFAULT.content_layers[0]
     assert tuple(panel.style_checks) == nst.PAPER_STYLE_LAYERS
     assert all(box.value for box in panel.style_checks.values())
-    assert [f.value for f in panel.weight_fields.values()] == list(nst.PAPER.layer_weights().values())
+    assert [f.value for f in panel.weight_fields.values()] == list(nst.DEFAULT.layer_weights().values())
     assert tuple(panel.optimizer_picker.options) == OPTIMIZERS
     assert tuple(panel.init_picker.options) == INITS
-    assert panel.steps_slider.value == nst.PAPER.steps
-    assert panel.size_picker.value == nst.PAPER.size
+    assert panel.steps_slider.value == nst.DEFAULT.steps
+    assert panel.size_picker.value == nst.DEFAULT.size
     assert panel.result is None
     assert bytes(panel.preview.value).startswith(b"\x89PNG")  # the content image until the first run
 
@@ -262,7 +262,7 @@ def test_info_shows_what_will_run_and_its_memory(photo, style):
     assert " · est. peak memory " in info and info.endswith(" MiB"), info
     before = panel.info.value
     panel.size_picker.value = 512
-    assert panel.info.value.startswith("device cpu · 512×512 px (levels 128 → 256 → 512 px) ·")
+    assert panel.info.value.startswith("device cpu · 512×512 px (levels 512 px) ·")
     assert panel.info.value != before
 
 

@@ -17,12 +17,25 @@ The timings behind both choices: ``benchmarks/results.md`` and the README.
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
 import torch
 
 from ..config import TransferConfig
 from ..device import resolve_device
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), e.g. to key measurements of this machine."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def native_bfloat16(device: torch.device) -> bool:

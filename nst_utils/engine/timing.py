@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from ..config import DEFAULT, TransferConfig
 from ..images import target_size
 from ..layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
 from ..version import __version__
-from .hardware import Machine
+from .hardware import Machine, cpu_model
 from .network import build_extractor
 from .winograd import winograd_layer, winograd_map
 
@@ -93,20 +92,9 @@ def cache_dir() -> Path:
 
 
 def _cache_key(machine: Machine, config: TransferConfig) -> str:
-    device = torch.cuda.get_device_name(machine.device) if machine.device.type == "cuda" else _cpu_name()
+    device = torch.cuda.get_device_name(machine.device) if machine.device.type == "cuda" else cpu_model()
     return "|".join([__version__, torch.__version__, device, str(torch.get_num_threads()), machine.precision,
                      machine.conv_algorithm, config.padding, _build_weights(config)])
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def calibration(machine: Machine, config: TransferConfig = DEFAULT) -> Calibration:
