@@ -55,9 +55,10 @@ def _run_nst(spec: dict[str, Any]) -> dict[str, Any]:
     from nst_utils.engine import forecast
 
     content, style, size, ratio = spec["content"], spec["style"], spec["size"], spec["ratio"]
-    cfg = nst.TransferConfig(size=size, ratio=ratio)
-    if spec["row"] == "plain":
-        cfg = cfg.replace(pyramid=(), plateau_tol=0, steps=PLAIN_STEPS)
+    if spec["row"] == "plain":  # the paper's schedule: white noise, one level, every step
+        cfg = nst.PAPER.replace(size=size, ratio=ratio, steps=PLAIN_STEPS)
+    else:
+        cfg = nst.DEFAULT.replace(size=size, ratio=ratio)
     start = time.perf_counter()
     photo = nst.load_image(content, size)
     said = forecast(cfg, tuple(photo.shape[-2:]))
