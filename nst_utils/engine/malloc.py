@@ -17,7 +17,7 @@ neighbour. An allocation that outlives the evaluation, placed right after a larg
 that merge; if that happens every evaluation, the heap grows by the block's size every
 evaluation. Optimisation runs of this package settle (the free memory malloc holds grows a
 little over the first steps, then stays flat), but a callback can allocate in that pattern. So
-:meth:`KeptMemory.check`, called after each step (the run loop, :func:`nst_utils.recipes.run`,
+:meth:`KeptMemory.check`, called after each step (the run loop, :func:`nst_utils.loop.run`,
 does it through :meth:`nst_utils.engine.Prepared.running`), falls back to glibc's defaults for
 the rest of the run once the free memory held exceeds :data:`GROWTH_LIMIT` times what it was
 after the first step plus :data:`GROWTH_MARGIN`: the run is then as fast as without this
