@@ -301,7 +301,7 @@ def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tupl
     shape = tuple(image.shape[-2:])
     styles = args.style if args.command == "transfer" else []
     forecast = _forecast(args, cfg, shape, max(1, len(styles)), quiet)
-    progress = None if quiet else _progress(args, cfg, forecast)
+    progress = None if quiet else _progress(args, cfg)
     callbacks = [progress] if progress else []
     try:
         if args.command == "transfer":
@@ -345,7 +345,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
-def _progress(args: argparse.Namespace, cfg: TransferConfig, said: Any) -> Any:
+def _progress(args: argparse.Namespace, cfg: TransferConfig) -> Any:
     """A progress bar over the most steps of every level (a level that converges ends early)."""
     from .callbacks import ProgressBar
 
