@@ -228,10 +228,11 @@ def auto_pyramid(size: int) -> tuple[int, ...]:
     """The coarse levels the default schedule runs before ``size``: halving from ``size`` down to
     :data:`PYRAMID_MIN` px (2048 -> 512, 1024; 1024 -> 512; none up to 1023 px).
 
-    Why not below 512 px: from the photograph, a coarse level did not shorten the full-size level
-    (the loss there is dominated by the finest style layers, whose statistics an upsampled image
-    has lost), so it only added its own steps. Above, a full-size step costs minutes' worth of
-    512 px steps, and the paper's own high-resolution schedule starts at 512 px (Gatys et al. 2017).
+    Why not below 512 px: from the photograph (measured at 256 px), a coarse level did not shorten
+    the full-size level (the loss there is dominated by the finest style layers, whose statistics
+    an upsampled image has lost), so it only added its own steps. Above, a full-size step costs
+    four 512 px steps or more, and the paper's own high-resolution schedule starts at 512 px
+    (Gatys et al. 2017).
     See README, "The default schedule"."""
     sizes, side = [], size // 2
     while side >= PYRAMID_MIN:
