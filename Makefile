@@ -30,21 +30,21 @@ $(VENV)/.installed: pyproject.toml requirements-lock.txt
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
-# One pytest run (flags in pyproject.toml, NST_FAST=1 from conftest.py): unit tests; the
+# One pytest run (flags in pyproject.toml; conftest.py shrinks the notebooks): unit tests; the
 # notebook checks (each .ipynb in sync with its .md, committed outputs complete and clean);
 # nbval over notebooks/ (fast mode); the browser tests (JupyterLab panel, rendered book).
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # THE command that makes the committed notebook outputs: runs each notebook of $(NB) in place
-# at the learner defaults (NST_FAST unset: many minutes on a CPU), cleans it (no widget state,
+# at the learner defaults (its parameters cell as written: minutes on a CPU), cleans it (no widget state,
 # no timestamps; scripts/clean_notebooks.py), then updates its paired .md. The first sync
 # brings edits made on the .md side into the .ipynb before it runs. Review, then commit both.
 notebooks: $(VENV)/.installed
 	$(BIN)/jupytext --sync $(NB)
 	set -e; for nb in $(NB); do \
 	  echo "executing $$nb at the learner defaults"; \
-	  env -u NST_FAST -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=$(NB_TIMEOUT) "$$nb"; \
 	  $(BIN)/python scripts/clean_notebooks.py "$$nb"; \
 	done

@@ -28,7 +28,7 @@ from .version import __version__  # noqa: F401 (public: the package version)
 #: The public names, by the submodule that defines them.
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "config": ("DEFAULT", "FIG1_CONTENT_LAYERS", "FIG1_STYLE_LAYER_SETS", "PAPER", "PAPER_CONTENT_LAYERS",
-               "PAPER_STYLE_LAYERS", "RATIO_RANGE", "TransferConfig", "run_settings"),
+               "PAPER_STYLE_LAYERS", "RATIO_RANGE", "TransferConfig"),
     "device": ("resolve_device",),
     "features": ("VGG19Features",),
     "images": ("ImageError", "load_image", "read_metadata", "resize", "save_image", "to_display", "to_pil"),
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
         PAPER_STYLE_LAYERS,
         RATIO_RANGE,
         TransferConfig,
-        run_settings,
     )
     from .device import resolve_device  # noqa: F401
     from .features import VGG19Features  # noqa: F401

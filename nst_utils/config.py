@@ -21,7 +21,6 @@ term dominate the style loss, while rectified taps keep every layer's term of th
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -258,17 +257,3 @@ def blend_weights(cfg: TransferConfig, styles: int) -> tuple[float, ...]:
 
 def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(TransferConfig))
-
-
-#: The caps of the fast mode that the notebooks' regression tests run in.
-FAST_SIZE, FAST_STEPS = 64, 8
-
-
-def run_settings(size: int, steps: int) -> tuple[int, int]:
-    """``(size, steps)`` as given; capped at ``FAST_SIZE``/``FAST_STEPS`` when the environment
-    sets ``NST_FAST=1`` (the notebooks' regression tests). Only the sizes change: every
-    other choice, and so the code that runs, is the same in both modes."""
-    fast = os.environ.get("NST_FAST", "0").strip().lower() not in ("", "0", "false", "no")
-    if fast:
-        return min(size, FAST_SIZE), min(steps, FAST_STEPS)
-    return size, steps

@@ -128,7 +128,7 @@ PUBLIC = {
     "OptimizeResult", "RunResult", "StepInfo", "TransferConfig", "VGG19Features", "check_layers",
     "content_loss", "content_loss_paper", "content_targets", "gram_matrix", "initial_image", "load_image",
     "make_extractor", "optimize", "read_metadata", "reconstruct_content", "resize", "resolve_device", "run",
-    "run_settings", "save_image", "style_layer_loss", "style_loss", "style_targets", "synthesize_texture",
+    "save_image", "style_layer_loss", "style_loss", "style_targets", "synthesize_texture",
     "to_display", "to_pil", "transfer", "tv_loss",
 }
 

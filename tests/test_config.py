@@ -9,15 +9,12 @@ import math
 import pytest
 
 from nst_utils.config import (
-    FAST_SIZE,
-    FAST_STEPS,
     MAX_SIZE,
     MIN_SIZE,
     PAPER,
     RATIO_RANGE,
     TransferConfig,
     field_names,
-    run_settings,
 )
 
 # --- the paper's defaults (analytic values) ------------------------------------------------------
@@ -121,24 +118,3 @@ def test_invalid_settings_raise(changes: dict, message: str) -> None:
 @pytest.mark.parametrize("size", [MIN_SIZE, MAX_SIZE])
 def test_size_bounds_are_inclusive(size: int) -> None:
     assert TransferConfig(size=size).size == size
-
-
-# --- fast mode ----------------------------------------------------------------------------------
-
-
-def test_run_settings_capped_in_fast_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NST_FAST", "1")
-    assert run_settings(512, 500) == (FAST_SIZE, FAST_STEPS)
-    assert FAST_SIZE < 512 and FAST_STEPS < 500
-    assert run_settings(48, 3) == (48, 3)  # already below the caps
-
-
-@pytest.mark.parametrize("value", ["0", "", "false", "no"])
-def test_run_settings_pass_through_otherwise(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    monkeypatch.setenv("NST_FAST", value)
-    assert run_settings(512, 500) == (512, 500)
-
-
-def test_run_settings_without_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NST_FAST", raising=False)
-    assert run_settings(300, 100) == (300, 100)

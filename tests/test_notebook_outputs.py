@@ -6,22 +6,30 @@ scripts/clean_notebooks.py and syncs its .md. This checks the result, per notebo
 * every code cell ran (has an execution count);
 * no ipywidgets state, and no output showing a widget (a code host renders those as an error);
 * the file is exactly what clean_notebooks.py leaves (no execution timestamps, ...);
-* it comes from a run at the learner defaults, not from the tests' fast mode (NST_FAST=1): each
-  parameters cell prints the ``nst.run_settings`` values it asked for;
+* its settings are one plain cell tagged ``parameters``, which the tests shrink in memory (so
+  the committed outputs are those of the cell as written), and no cell shows test machinery;
 * it stays small (< 5 MB), and it shows at least one figure (an ``image/png`` output).
 
-The last two are real assertions, deliberately not xfails: notebooks executed in fast mode or
-stripped of their figures (as they were committed before `make notebooks` kept them) fail here.
+The figure check is a real assertion, deliberately not an xfail: notebooks stripped of their
+figures (as they were committed before `make notebooks` kept them) fail here.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
 import pytest
 from helpers import ROOT, load_script
+from notebook_parameters import (
+    CHECK_TAG,
+    FAST_SIZE,
+    FAST_STEPS,
+    PARAMETERS_TAG,
+    fast_value,
+    is_parameters_cell,
+    parameter_values,
+)
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 MAX_BYTES = 5 * 1024 * 1024
@@ -71,82 +79,61 @@ def test_notebook_is_small(path):
         f"{path.name} is {size / 2**20:.1f} MB, over {MAX_BYTES // 2**20} MB: make its figures smaller")
 
 
-#: A call of the fast-mode switch with literal arguments, e.g. ``nst.run_settings(size=128, steps=100)``.
-RUN_SETTINGS_CALL = re.compile(
-    r"run_settings\(\s*(?:size\s*=\s*)?(\d+)\s*,\s*(?:steps\s*=\s*)?(\d+)\s*,?\s*\)")
+def parameters_problems(nb) -> list[str]:
+    """Why ``nb``'s settings are not one plain parameters cell that the tests can shrink ([] if fine).
 
-
-def _stdout(cell) -> str:
-    return "".join(out.get("text", "") for out in cell.outputs
-                   if out.get("output_type") == "stream" and out.get("name") == "stdout")
-
-
-def full_run_problems(nb) -> list[str]:
-    """Why ``nb``'s outputs do not show a run at the learner defaults ([] when they do).
-
-    Every code cell that calls ``nst.run_settings(size=S, steps=N)`` must print the values it
-    got, ``NAME=value`` (``SIZE=128, STEPS=100``): its committed stdout must show ``=S`` and
-    ``=N`` for each call. Fast mode (NST_FAST=1) would print the caps instead, which is
-    distinguishable only if some call asks for more than them; so a notebook must have at
-    least one such cell, and at least one call above the caps.
+    The tests' fast mode exists only in memory (tests/notebook_parameters.py rewrites the tagged
+    cell before nbval runs it), so committed outputs come from the cell as written; what must
+    hold is that there is exactly one such cell, of ``NAME = literal`` lines, with at least one
+    size or step count above the fast caps (or the tests would run the notebook as a learner
+    does), and that no code cell shows test machinery.
     """
-    from nst_utils.config import FAST_SIZE, FAST_STEPS
-
     problems: list[str] = []
-    calls: list[tuple[int, int]] = []
-    for n, cell in _code_cells(nb):
-        mentioned = cell.source.count("run_settings(")
-        if not mentioned:
+    cells = [(n, cell) for n, cell in _code_cells(nb) if is_parameters_cell(cell)]
+    if len(cells) != 1:
+        problems.append(f"{len(cells)} code cells tagged {PARAMETERS_TAG!r}; expected exactly one")
+    for n, cell in cells:
+        try:
+            values = parameter_values(cell.source)
+        except (ValueError, SyntaxError) as error:
+            problems.append(f"code cell {n}: {error}")
             continue
-        found = [(int(s), int(t)) for s, t in RUN_SETTINGS_CALL.findall(cell.source)]
-        if len(found) != mentioned:
-            problems.append(f"code cell {n} calls run_settings {mentioned} time(s), {len(found)} with "
-                            "literal arguments (write nst.run_settings(size=<int>, steps=<int>))")
-        stdout = _stdout(cell)
-        for size, steps in found:
-            missing = [f"={v}" for v in (size, steps) if not re.search(rf"={v}(?!\d)", stdout)]
-            if missing:
-                problems.append(f"code cell {n} asks run_settings(size={size}, steps={steps}) but its output "
-                                f"{stdout.strip()!r} lacks {' and '.join(missing)}: executed in fast mode "
-                                "(NST_FAST=1) or not printing NAME=value; run `make notebooks`")
-        calls += found
-    if not calls:
-        problems.append("no code cell calls nst.run_settings(size=..., steps=...) (the parameters cell)")
-    elif not any(size > FAST_SIZE or steps > FAST_STEPS for size, steps in calls):
-        problems.append(f"every run_settings call is within the fast-mode caps ({FAST_SIZE} px, {FAST_STEPS} "
-                        "steps): a fast-mode run could not be told from a full one")
+        if all(fast_value(name, value) == value for name, value in values.items()):
+            problems.append(f"code cell {n}: no size or step count above the fast caps ({FAST_SIZE} px, "
+                            f"{FAST_STEPS} steps), so the tests would not shrink the notebook")
+    for n, cell in _code_cells(nb):
+        shown = [word for word in ("NBVAL", "run_settings", "NST_FAST") if word in cell.source]
+        if shown:
+            problems.append(f"code cell {n} shows test machinery to the learner: {', '.join(shown)}")
+    if not any(CHECK_TAG in cell.metadata.get("tags", ()) for _, cell in _code_cells(nb)):
+        problems.append(f"no code cell tagged {CHECK_TAG!r}: nbval would compare nothing")
     return problems
 
 
 @by_name
-def test_outputs_come_from_a_full_run(path):
-    """The parameters cell prints what ``nst.run_settings`` returned: the learner defaults, not
-    the tests' fast-mode caps."""
-    problems = full_run_problems(_read(path))
+def test_settings_are_one_plain_parameters_cell(path):
+    problems = parameters_problems(_read(path))
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
-def test_full_run_check_tells_fast_mode_from_a_full_run():
-    """The check itself, on made-up notebooks: it passes a full run and fails what it must."""
+def test_parameters_check_fails_what_it_must():
+    """The check itself, on made-up notebooks."""
     def notebook(*cells):
         return nbformat.v4.new_notebook(cells=[
-            nbformat.v4.new_code_cell(source, execution_count=i + 1, outputs=[nbformat.from_dict(
-                {"output_type": "stream", "name": "stdout", "text": text})])
-            for i, (source, text) in enumerate(cells)])
+            nbformat.v4.new_code_cell(source, execution_count=i + 1,
+                                      metadata=nbformat.from_dict({"tags": list(tags)}))
+            for i, (source, tags) in enumerate(cells)])
 
-    params = "SIZE, STEPS = nst.run_settings(size=128, steps=100)\nprint(f'SIZE={SIZE}, STEPS={STEPS}')"
-    two = ("A, B = nst.run_settings(size=128, steps=100)\nC, D = nst.run_settings(size=256, steps=200)\n"
-           "print(...)")
-    assert full_run_problems(notebook((params, "SIZE=128, STEPS=100\n"))) == []
-    assert full_run_problems(notebook((two, "A=128, B=100, C=256, D=200\n"))) == []
-    assert full_run_problems(notebook((params, "SIZE=64, STEPS=8\n")))  # fast mode
-    assert full_run_problems(notebook((two, "A=128, B=100, C=64, D=8\n")))  # one call in fast mode
-    assert full_run_problems(notebook((params, "SIZE=1280, STEPS=1000\n")))  # =128 is not =1280
-    assert full_run_problems(notebook((params, "128 100\n")))  # values not printed as NAME=value
-    assert full_run_problems(notebook(("x = 1", "")))  # no parameters cell: vacuous
-    small = "SIZE, STEPS = nst.run_settings(size=64, steps=8)\nprint(f'SIZE={SIZE}, STEPS={STEPS}')"
-    assert full_run_problems(notebook((small, "SIZE=64, STEPS=8\n")))  # fast mode indistinguishable
-    assert full_run_problems(notebook(("S, N = nst.run_settings(size=BASE, steps=100)", "S=128, N=100\n")))
+    params = ("SIZE = 128\nSTEPS = 100", [PARAMETERS_TAG])
+    checked = ("print(1)", [CHECK_TAG])
+    assert parameters_problems(notebook(params, checked)) == []
+    assert parameters_problems(notebook(checked))  # no parameters cell
+    assert parameters_problems(notebook(params, params, checked))  # two
+    small = ("SIZE = 64\nSTEPS = 8", [PARAMETERS_TAG])
+    assert parameters_problems(notebook(small, checked))  # nothing to shrink
+    assert parameters_problems(notebook(("SIZE = BASE * 2", [PARAMETERS_TAG]), checked))  # not a literal
+    assert parameters_problems(notebook(params, ("# NBVAL_CHECK_OUTPUT\nprint(1)", [])))
+    assert parameters_problems(notebook(params, ("print(1)", [])))  # nothing checked
 
 
 @by_name

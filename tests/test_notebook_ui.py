@@ -1,8 +1,8 @@
 """Real-browser test of notebook 03's TransferPanel: JupyterLab + ipywidgets + headless chromium.
 
-A throw-away ``jupyter lab`` (127.0.0.1, random port and token, fast mode) serves a temporary
-copy of ``notebooks/``; Playwright's Python driver runs Debian's ``/usr/bin/chromium`` (no
-``playwright install``). The test runs all cells, moves the α/β slider, presses Run and checks
+A throw-away ``jupyter lab`` (127.0.0.1, random port and token) serves a temporary copy of
+``notebooks/`` with each parameters cell shrunk as under nbval (tests/notebook_parameters.py);
+Playwright's Python driver runs Debian's ``/usr/bin/chromium`` (no ``playwright install``). The test runs all cells, moves the α/β slider, presses Run and checks
 that the preview image and the readout change, at both ends of the ratio range.
 
 Skipped when playwright or chromium is missing, unless ``NST_REQUIRE_BROWSER=1`` (CI), where
@@ -24,9 +24,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 from browser import chromium_page, playwright_or_skip
 from helpers import ROOT
+from notebook_parameters import shrink_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -78,11 +80,15 @@ def lab(sync_api, tmp_path_factory):
     work = tmp_path_factory.mktemp("lab")
     served = work / "notebooks"
     shutil.copytree(NOTEBOOKS, served, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for path in served.glob("*.ipynb"):  # fast mode: the sizes and step counts capped
+        nb = nbformat.read(path, as_version=4)
+        if shrink_notebook(nb):
+            nbformat.write(nb, path)
     for plugin, value in LAB_SETTINGS.items():
         path = work / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
-    env = dict(os.environ, NST_FAST="1",
+    env = dict(os.environ,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                JUPYTERLAB_SETTINGS_DIR=str(work / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(work / "ws"),
                JUPYTER_CONFIG_DIR=str(work / "cfg"), JUPYTER_RUNTIME_DIR=str(work / "rt"))

@@ -273,7 +273,7 @@ def test_make_notebooks_runs_at_learner_defaults_then_cleans_and_syncs():
     """The one command that makes the committed outputs (checked by tests/test_notebook_outputs.py)."""
     _, recipe = _make_rule("notebooks")
     text = "\n".join(recipe)
-    assert "env -u NST_FAST -u MPLBACKEND" in text and "--execute --inplace" in text, recipe
+    assert "env -u MPLBACKEND" in text and "--execute --inplace" in text, recipe
     steps = [text.index(s) for s in ("jupytext --sync", "nbconvert", "scripts/clean_notebooks.py")]
     assert steps == sorted(steps), "sync .md edits in, execute, then clean"
     assert recipe[-1].strip().startswith("$(BIN)/jupytext --sync"), "the .md follows the executed .ipynb"
