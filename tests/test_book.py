@@ -87,7 +87,7 @@ def site(book_html):
 def page(sync_api, site, tmp_path):
     viewport = {"width": 1280, "height": 1000}
     with chromium_page(sync_api, tmp_path / "chromium-profile", viewport, 30_000) as (ctx, pg):
-        # offline: only our own server answers (MathJax would come from a CDN, so formulas stay TeX source)
+        # offline: only our own server answers (MathJax too: the book ships its own copy)
         ctx.route(re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda route: route.abort())
         yield pg
 
@@ -134,3 +134,19 @@ def test_chapter_page_shows_its_figures(sync_api, site, page, chapter):
     assert page.locator("article .cell_output", has_text="Traceback").count() == 0
     figures.first.scroll_into_view_if_needed()
     _shot(page, f"2-{chapter}.png")
+
+
+def test_equations_render_offline(sync_api, site, page):
+    """Chapter 2's equations are typeset by the book's own MathJax, with other hosts refused: no
+    TeX source left on the page, and the script comes from the site itself."""
+    expect = sync_api.expect
+    page.goto(f"{site}/notebooks/02_style_reconstruction.html")
+    typeset = page.locator("article mjx-container")
+    expect(typeset.first).to_be_visible(timeout=30_000)
+    assert typeset.count() > 10, typeset.count()
+    scripts = page.locator("script[src*='mathjax' i]").evaluate_all("s => s.map(e => e.src)")
+    assert scripts and all(src.startswith(site) for src in scripts), scripts
+    untypeset = page.locator("article .math:not(:has(mjx-container))")
+    assert untypeset.count() == 0, untypeset.first.inner_text()
+    page.locator("article mjx-container[display='true']").first.scroll_into_view_if_needed()
+    _shot(page, "3-equations.png")
