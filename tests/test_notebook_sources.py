@@ -100,3 +100,17 @@ def test_the_check_notices_an_edit_on_one_side(tmp_path):
     nb.cells[code].source += "\nprint('edited on one side only')"
     jupytext.write(nb, copy_md, fmt="md:myst")
     assert f"cell {code} differs in source" in pair_differences(copy_ipynb, copy_md)
+
+
+#: The widest code line the rendered book shows without a scroll bar (its column is about 88
+#: characters of code wide), and the limit the notebooks' code keeps.
+CODE_LINE_LIMIT = 88
+
+
+@pytest.mark.parametrize("md", _mds(), ids=lambda p: p.name)
+def test_code_lines_fit_the_books_column(md):
+    nb = jupytext.read(md, fmt="md:myst")
+    long = [f"code cell {n}: {len(line)} characters: {line.strip()[:60]}..."
+            for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code")
+            for line in cell.source.splitlines() if len(line) > CODE_LINE_LIMIT]
+    assert not long, f"{md.name}: lines over {CODE_LINE_LIMIT} characters:\n" + "\n".join(long)
