@@ -9,9 +9,17 @@ its ``sample_data``.
 Use :func:`sample_image` to get one, or :func:`resolve_image_source` to accept ``"tubingen"`` or
 ``"sample:starry_night"`` wherever a path is accepted.
 
+Masks drawn over a sample, for spatial control, are reachable by name too (:data:`MASKS`):
+:func:`mask_path` gives the file, which ``nst_utils.guides.load_guide`` and the CLI's ``--mask``
+accept, and :func:`sample_mask` the image. ``"tubingen_sky"`` is white where the Neckarfront
+photograph shows sky and black over the town, the river and the trees; it was made from the
+photograph by ``scripts/make_sky_mask.py``.
+
 Examples:
     >>> sample_image("starry_night", 256).size
     (256, 160)
+    >>> sample_mask("tubingen_sky", 256).size == sample_image("tubingen", 256).size
+    True
 """
 
 from __future__ import annotations
@@ -53,9 +61,29 @@ _FILES: dict[str, str] = {
 }
 
 
+#: Every mask's name and a one-line description with its credit and licence: a single-channel
+#: PNG the size of the sample it is drawn over, white (255) in the region, black (0) elsewhere.
+MASKS: dict[str, str] = {
+    "tubingen_sky": "the sky (white) over the town, river and trees (black) of 'tubingen'; made from "
+                    "Andreas Praefcke's photograph by scripts/make_sky_mask.py, CC BY 3.0",
+}
+# The file behind each mask in nst_utils/data/samples/.
+_MASK_FILES: dict[str, str] = {"tubingen_sky": "tubingen_sky.png"}
+
+
 def _check_name(name: str) -> None:
     if name not in SAMPLES:
         raise ValueError(f"unknown sample {name!r}; expected one of {', '.join(SAMPLES)}")
+
+
+def _check_size(size: object) -> None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be a positive integer or None, got {size!r}")
+
+
+def _stored(file: str) -> Path:
+    # The package is installed as plain files (wheel or editable), so the resource is a real file.
+    return Path(str(files(__package__).joinpath("data", "samples", file)))
 
 
 def sample_path(name: str) -> Path:
@@ -65,8 +93,7 @@ def sample_path(name: str) -> Path:
         import matplotlib  # local: only the photo needs it
 
         return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    # The package is installed as plain files (wheel or editable), so the resource is a real file.
-    return Path(str(files(__package__).joinpath("data", "samples", _FILES[name])))
+    return _stored(_FILES[name])
 
 
 def sample_image(name: str, size: int | None = None) -> Image.Image:
@@ -75,13 +102,37 @@ def sample_image(name: str, size: int | None = None) -> Image.Image:
     ``size``: the longest side in pixels (aspect kept, LANCZOS resampling), or None for the image
     as stored.
     """
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"size must be a positive integer or None, got {size!r}")
+    _check_size(size)
     with Image.open(sample_path(name)) as stored:
         image = stored.convert("RGB")
     if size is None:
         return image
     return ImageOps.contain(image, (size, size), Image.Resampling.LANCZOS)
+
+
+def mask_path(name: str) -> Path:
+    """Return the path of the file behind mask ``name`` (one of :data:`MASKS`)."""
+    if name not in MASKS:
+        raise ValueError(f"unknown mask {name!r}; expected one of {', '.join(MASKS)}")
+    return _stored(_MASK_FILES[name])
+
+
+def sample_mask(name: str, size: int | None = None) -> Image.Image:
+    """Return the mask ``name`` as a new greyscale (``"L"``) image: 255 in the region, 0 elsewhere.
+
+    ``size``: the longest side in pixels, as for :func:`sample_image`, so the mask lies exactly over
+    the sample at that size; or None for the mask as stored, the size of the stored sample. It is
+    shrunk by area averaging (an edge pixel's grey is the share of the region it covers) and
+    enlarged bilinearly, as ``nst_utils.guides.load_guide`` scales masks.
+    """
+    _check_size(size)
+    with Image.open(mask_path(name)) as stored:
+        mask = stored.convert("L")
+    if size is None:
+        return mask
+    shrink = size <= max(mask.size)
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return ImageOps.contain(mask, (size, size), method)
 
 
 def resolve_image_source(

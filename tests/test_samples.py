@@ -1,23 +1,30 @@
-"""Tests for nst_utils.samples (the offline sample images) and scripts/paint_samples.py."""
+"""Tests for nst_utils.samples (the offline sample images and masks), scripts/paint_samples.py and
+scripts/make_sky_mask.py."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-from helpers import load_script
+from helpers import ROOT, load_script
 from PIL import Image
+from scipy import ndimage
 
 from nst_utils.samples import (
     CONTENT_SAMPLES,
+    MASKS,
     SAMPLE_PREFIX,
     SAMPLES,
     STYLE_SAMPLES,
+    mask_path,
     resolve_image_source,
     sample_image,
+    sample_mask,
     sample_path,
 )
 
@@ -25,7 +32,7 @@ HOPPER_SIZE = (512, 600)  # matplotlib's photo; not stored with ours, so not in 
 
 
 def _credited_sizes() -> dict[str, tuple[str, tuple[int, int]]]:
-    """CREDITS.md's table as {sample name: (file name, (width, height))}."""
+    """CREDITS.md's tables as {sample or mask name: (file name, (width, height))}."""
     text = (sample_path("mosaic").parent / "CREDITS.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `([^`]+)` \((\d+)x(\d+)\) \| `([a-z_]+)` \|", text, flags=re.MULTILINE)
     return {name: (file, (int(w), int(h))) for file, w, h, name in rows}
@@ -57,14 +64,15 @@ def test_credits_list_every_shipped_file_under_its_sample_name() -> None:
     credited = _credited_sizes()
     shipped = {p.name for p in sample_path("mosaic").parent.iterdir() if p.name != "CREDITS.md"}
     assert {file for file, _ in credited.values()} == shipped
-    assert set(credited) == set(SAMPLES) - {"hopper"}
+    assert set(credited) == set(SAMPLES) - {"hopper"} | set(MASKS)
     for name, (file, _) in credited.items():
-        assert sample_path(name).name == file
+        assert (mask_path(name) if name in MASKS else sample_path(name)).name == file
 
 
-@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("name", [*SAMPLES, *MASKS])
 def test_description_names_a_licence(name: str) -> None:
-    assert re.search(r"public domain|CC BY 3\.0|CC0", SAMPLES[name]), SAMPLES[name]
+    description = {**SAMPLES, **MASKS}[name]
+    assert re.search(r"public domain|CC BY 3\.0|CC0", description), description
 
 
 def test_cc_by_photo_credits_its_author() -> None:
@@ -190,3 +198,112 @@ def test_painter_rejects_bad_arguments(painter: ModuleType) -> None:
         painter.paint("nope", 64)
     with pytest.raises(ValueError, match=f"^size must be at least {painter.MIN_SIZE} pixels, got 8$"):
         painter.paint("mosaic", 8)
+
+
+# --- masks: tubingen_sky and scripts/make_sky_mask.py -------------------------------------------
+
+#: The sky's share of the Neckarfront's pixels, as measured on the shipped mask (0.343).
+SKY_FRACTION = (0.33, 0.36)
+
+
+@pytest.fixture(scope="module")
+def sky_maker() -> ModuleType:
+    """``scripts/make_sky_mask.py`` imported as a module (its ``main`` does not run)."""
+    return load_script("make_sky_mask")
+
+
+def _sky() -> np.ndarray:
+    """The stored sky mask as booleans, True for sky."""
+    return np.asarray(sample_mask("tubingen_sky")) > 127
+
+
+def test_sky_mask_lies_over_the_photo() -> None:
+    mask = sample_mask("tubingen_sky")
+    assert mask.mode == "L"
+    assert mask.size == sample_image("tubingen").size == _credited_sizes()["tubingen_sky"][1]
+    with Image.open(mask_path("tubingen_sky")) as stored:
+        assert stored.mode == "L"  # stored single-channel, 8 bit
+
+
+def test_sky_mask_is_binary_and_plausible() -> None:
+    pixels = np.asarray(sample_mask("tubingen_sky"))
+    assert set(np.unique(pixels)) <= {0, 255}
+    sky = pixels == 255
+    assert SKY_FRACTION[0] < sky.mean() < SKY_FRACTION[1]
+    assert sky[0].mean() > 0.95  # the top row is sky (but for the tree's branches in the corner)
+    assert not sky[400:].any()  # the lowest roofs and tree tops are near row 370; below, none
+    # One open sky, reaching the top, and a few patches seen through the tree on the left.
+    labels, count = ndimage.label(sky)
+    areas = ndimage.sum_labels(sky, labels, np.arange(1, count + 1))
+    assert labels[0].max() == np.argmax(areas) + 1 and areas.max() > 0.98 * sky.sum()
+    patches = ndimage.find_objects(labels)
+    assert all(patch[1].stop < 200 for i, patch in enumerate(patches) if i + 1 != labels[0].max())
+    # The town, the river and the trees: one region with no holes, and the branches in the corner.
+    assert ndimage.label(~sky)[1] <= 2
+
+
+@pytest.mark.parametrize(
+    ("box", "sky_share"),
+    [
+        ((0, 300, 20, 500), 1.0),  # open sky, top middle
+        ((60, 700, 120, 1000), 1.0),  # open sky over the tower and the roofs on the right
+        ((215, 650, 245, 695), 0.0),  # the church tower's belfry, its clock faces bluish
+        ((145, 669, 175, 673), 0.0),  # the slate spire, slate-blue and a few pixels wide
+        ((380, 600, 420, 1000), 0.0),  # facades just under the roofline
+        ((600, 40, 768, 300), 0.0),  # the river, where it reflects the sky
+    ],
+)
+def test_sky_mask_regions(box: tuple[int, int, int, int], sky_share: float) -> None:
+    top, left, bottom, right = box
+    assert _sky()[top:bottom, left:right].mean() == sky_share
+
+
+def test_sky_mask_scales_with_the_photo() -> None:
+    for size in (256, 512, 1024, 2048):
+        assert sample_mask("tubingen_sky", size).size == sample_image("tubingen", size).size
+    small = np.asarray(sample_mask("tubingen_sky", 256), dtype=np.float64) / 255
+    # Area averaging: the sky's share survives the shrinking, edges turn grey.
+    assert abs(small.mean() - _sky().mean()) < 0.002
+    assert ((small > 0) & (small < 1)).any()
+
+
+def test_sky_mask_is_a_guide() -> None:
+    from nst_utils.guides import load_guide
+
+    guide = load_guide(mask_path("tubingen_sky"), (192, 256))
+    assert guide.shape == (1, 1, 192, 256)
+    assert abs(guide.mean().item() - _sky().mean()) < 0.002
+
+
+def test_mask_errors() -> None:
+    with pytest.raises(ValueError, match=r"^unknown mask 'sky'; expected one of tubingen_sky$"):
+        sample_mask("sky")
+    with pytest.raises(ValueError, match=r"^unknown mask 'tubingen'; expected one of tubingen_sky$"):
+        mask_path("tubingen")
+    with pytest.raises(ValueError, match=r"^size must be a positive integer or None, got 0$"):
+        sample_mask("tubingen_sky", 0)
+
+
+def test_mask_files_are_package_data() -> None:
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for name in MASKS:
+        file = mask_path(name).relative_to(ROOT / "nst_utils").as_posix()
+        assert any(fnmatch.fnmatch(file, p) for p in patterns["nst_utils"]), (file, patterns)
+
+
+def test_sky_mask_script_reproduces_the_shipped_file(sky_maker: ModuleType, tmp_path: Path) -> None:
+    assert sky_maker.PHOTO == sample_path("tubingen") and sky_maker.OUTPUT == mask_path("tubingen_sky")
+    out = tmp_path / "sky.png"
+    sky_maker.main([str(out)])  # about a second
+    with Image.open(out) as made:
+        assert np.array_equal(np.asarray(made) == 255, _sky()), "the script's mask has changed"
+    # Same pixels but other bytes would mean another PNG encoder: re-run the script to re-encode.
+    assert out.read_bytes() == mask_path("tubingen_sky").read_bytes()
+
+
+def test_sky_mask_script_leaves_out_the_reflection(sky_maker: ModuleType) -> None:
+    """The river reflects the sky, bluish in the lower left, but is not connected to it."""
+    photo = sample_image("tubingen")
+    river = np.asarray(photo, dtype=np.int16)[700:, 40:160]
+    assert (river[..., 2] - river[..., 0] > sky_maker.BLUE_OVER_RED).mean() > 0.4
+    assert not np.asarray(sky_maker.sky_mask(photo))[600:].any()
