@@ -133,8 +133,9 @@ def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--padding", choices=PADDINGS, default=DEFAULT.padding,
                    help="border handling of the convolutions; circular gives textures that tile "
                         "(%(default)s)")
-    p.add_argument("--weights", choices=WEIGHT_SOURCES, default=DEFAULT.weights,
-                   help="VGG-19 weights: caffe (offline, default), torchvision (downloads 548 MB), random")
+    p.add_argument("--network-weights", choices=WEIGHT_SOURCES, default=DEFAULT.network_weights,
+                   help="where the network's weights come from: caffe (offline), torchvision (downloads "
+                        "548 MB) or random (%(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT.seed)
     p.add_argument("--device", choices=DEVICES, default=DEFAULT.device)
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT.precision)
@@ -242,9 +243,9 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     no content layers)."""
     cfg = TransferConfig(
         size=args.size, steps=args.steps, optimizer=args.optimizer, lbfgs_history=args.history,
-        adam_lr=args.lr, pooling=args.pooling, weights=args.weights, seed=args.seed, device=args.device,
-        precision=args.precision, conv_algorithm=args.conv_algorithm, padding=args.padding,
-        plateau_tol=args.plateau_tol, plateau_window=args.plateau_window,
+        adam_lr=args.lr, pooling=args.pooling, network_weights=args.network_weights, seed=args.seed,
+        device=args.device, precision=args.precision, conv_algorithm=args.conv_algorithm,
+        padding=args.padding, plateau_tol=args.plateau_tol, plateau_window=args.plateau_window,
     )
     if args.command == "content":  # from noise at one size, as the paper's Fig. 1
         if len(args.layer) != 1:

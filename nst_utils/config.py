@@ -29,7 +29,7 @@ from .layers import check_layers
 
 OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam", "lbfgs-scipy")
 INITS: tuple[str, ...] = ("content", "style", "noise")
-#: Where the VGG-19 weights come from (see :mod:`nst_utils.features`).
+#: Where the VGG-19's weights come from, ``network_weights`` (see :mod:`nst_utils.features`).
 WEIGHT_SOURCES: tuple[str, ...] = ("caffe", "torchvision", "random")
 POOLINGS: tuple[str, ...] = ("max", "avg")
 #: Machine settings: "auto" lets :mod:`nst_utils.engine` choose for the hardware at hand.
@@ -94,7 +94,8 @@ class TransferConfig:
     lbfgs_history: int = 20
     adam_lr: float = 0.02
     pooling: str = "avg"
-    weights: str = "caffe"
+    #: Where the network's weights come from (WEIGHT_SOURCES); not the loss weights above.
+    network_weights: str = "caffe"
     seed: int = 0
     device: str = "auto"
     precision: str = "float32"
@@ -181,7 +182,7 @@ def validate(cfg: TransferConfig) -> None:
         raise ValueError(f"tv_weight must not be negative, got {cfg.tv_weight}")
     check_choice(cfg.optimizer, OPTIMIZERS, "optimizer")
     check_choice(cfg.pooling, POOLINGS, "pooling")
-    check_choice(cfg.weights, WEIGHT_SOURCES, "weights")
+    check_choice(cfg.network_weights, WEIGHT_SOURCES, "network_weights")
     check_choice(cfg.device, DEVICES, "device")
     check_choice(cfg.precision, PRECISIONS, "precision")
     check_choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")

@@ -129,7 +129,7 @@ class TransferPanel(widgets.VBox):
     ``content`` and ``style`` are anything :func:`~nst_utils.load_image` accepts (a path, a PIL
     image, a sample name such as ``"hopper"`` or ``"mosaic"``) or ``(1, 3, H, W)`` tensors.
     ``config`` (default :data:`~nst_utils.config.DEFAULT`) sets the initial widget values and every
-    setting that has no widget (pooling, weights, device, precision, seed, ...). The panel
+    setting that has no widget (pooling, network weights, device, precision, seed, ...). The panel
     chooses one content layer; the preview and loss curve redraw at the first and last step and
     in between at most every ``preview_seconds`` (less often when drawing is slow, see
     :data:`DRAW_SHARE_FACTOR`).
@@ -447,7 +447,7 @@ class TransferPanel(widgets.VBox):
         size = f"{cfg.size} px longest side" if shape is None else f"{shape[1]}×{shape[0]} px"
         levels = " → ".join(str(side) for side, _ in cfg.levels())
         text = (f"device {said.machine.device} · {size} (levels {levels} px) · {cfg.steps} steps at most · "
-                f"{cfg.weights} VGG-19, {cfg.pooling} pooling · {said.machine.precision}, "
+                f"{cfg.network_weights} VGG-19, {cfg.pooling} pooling · {said.machine.precision}, "
                 f"{said.machine.conv_algorithm} convolutions · ")
         if said.too_large:
             self.info.value = text + f"too large: {said.too_large}"

@@ -115,7 +115,7 @@ def test_histogram_transfer_runs_on_the_matched_style(held_out_pair, monkeypatch
         return real_run(config, **kwargs)
 
     monkeypatch.setattr(recipes, "run", spy)
-    cfg = PAPER.replace(size=max(photo.shape[-2:]), steps=1, device="cpu", weights="random",
+    cfg = PAPER.replace(size=max(photo.shape[-2:]), steps=1, device="cpu", network_weights="random",
                         preserve_color="histogram")
     transfer(photo, painting, cfg)
     np.testing.assert_allclose(color_statistics(seen["style"])[0], color_statistics(photo)[0], atol=0.02)

@@ -103,7 +103,7 @@ def test_a_mask_a_pixel_off_by_rounding_is_scaled_to_the_image():
 
 def test_masks_must_match_the_styles_and_the_content():
     content = torch.rand(1, 3, 48, 64)
-    cfg = PAPER.replace(size=64, steps=1, weights="random", device="cpu")
+    cfg = PAPER.replace(size=64, steps=1, network_weights="random", device="cpu")
     with pytest.raises(ValueError, match="1 masks given for 2 styles"):
         transfer(content, [content, content], cfg, masks=[torch.ones(1, 1, 48, 64)])
     with pytest.raises(ValueError, match=r"mask is 64x64 pixels, a different shape from the image \(64x48\)"):
@@ -132,7 +132,7 @@ def test_each_region_takes_its_own_style_and_not_the_other():
 
 def test_a_blend_with_all_weight_on_one_style_is_that_style():
     content, first, second = (rand(1, 3, 48, 48, seed=i) for i in range(3))
-    cfg = PAPER.replace(size=48, steps=3, device="cpu", weights="random")
+    cfg = PAPER.replace(size=48, steps=3, device="cpu", network_weights="random")
     alone = transfer(content, first, cfg)
     blended = transfer(content, [first, second], cfg.replace(style_blend=(2.0, 0.0)))
     assert [h.total for h in blended.history] == pytest.approx([h.total for h in alone.history], rel=1e-5)

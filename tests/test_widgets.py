@@ -300,7 +300,7 @@ def test_a_run_that_does_not_fit_is_refused_before_allocating_as_the_cli_says(
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = cli.run(["transfer", str(photo_path), "mosaic", "-o", str(tmp_path / "out.png"),
-                        "--size", "512", "--weights", "random", "--steps", "2", "--quiet"])
+                        "--size", "512", "--network-weights", "random", "--steps", "2", "--quiet"])
     assert code == cli.EXIT_USAGE and err.getvalue() == f"nst: error: {message}\n"
     assert not (tmp_path / "out.png").exists()
 
