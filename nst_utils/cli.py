@@ -27,8 +27,8 @@ from .config import (
     CONV_ALGORITHMS,
     DEFAULT,
     DEVICES,
-    GUIDE_MODES,
     INITS,
+    MASK_MODES,
     OPTIMIZERS,
     PADDINGS,
     POOLINGS,
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two styles: the first above (left of) the split, the second below (right)")
     t.add_argument("--split-at", type=_positive_float, default=0.5,
                    help="where --split cuts, 0..1 (%(default)s)")
-    t.add_argument("--guide-mode", choices=GUIDE_MODES, default=DEFAULT.guide_mode,
+    t.add_argument("--mask-mode", choices=MASK_MODES, default=DEFAULT.mask_mode,
                    help="masks at each layer: eroded inside the region (paper) or simply resized")
 
     c = sub.add_parser("content", help="reconstruct IMAGE from one layer's features (paper Fig. 1)")
@@ -263,7 +263,7 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
         style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps,
         preserve_color=args.preserve_color, color_basis=args.color_basis, style_blend=args.style_blend,
-        guide_mode=args.guide_mode,
+        mask_mode=args.mask_mode,
     )
 
 
@@ -286,9 +286,9 @@ def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
     """The region masks (checked by :func:`_check_regions`): files, which the run scales to the
     content's size, or a split of ``shape``."""
     if args.split:
-        from .guides import split_guides
+        from .masks import split_masks
 
-        return split_guides(shape, args.split_at, args.split)
+        return split_masks(shape, args.split_at, args.split)
     return args.mask
 
 

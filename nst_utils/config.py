@@ -44,8 +44,8 @@ PADDINGS: tuple[str, ...] = ("zeros", "reflect", "circular")
 COLOR_METHODS: tuple[str, ...] = ("none", "luminance", "histogram")
 #: Bases of the colour transform of histogram matching (see :mod:`nst_utils.color`).
 COLOR_BASES: tuple[str, ...] = ("symmetric", "cholesky")
-#: How region masks are carried to each layer's resolution (see :mod:`nst_utils.guides`).
-GUIDE_MODES: tuple[str, ...] = ("inside", "simple")
+#: How region masks are carried to each layer's resolution (see :mod:`nst_utils.masks`).
+MASK_MODES: tuple[str, ...] = ("inside", "simple")
 
 PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -120,7 +120,7 @@ class TransferConfig:
     #: Weights of several style images mixed into one target (empty: equal weights).
     style_blend: tuple[float, ...] = ()
     #: Spatial control: how each region's mask reaches each layer ("inside": eroded).
-    guide_mode: str = "inside"
+    mask_mode: str = "inside"
     #: Border handling of the network's convolutions; "circular" makes textures that tile.
     padding: str = "zeros"
 
@@ -189,7 +189,7 @@ def validate(cfg: TransferConfig) -> None:
     check_choice(cfg.style_scale, STYLE_SCALES, "style_scale")
     check_choice(cfg.preserve_color, COLOR_METHODS, "preserve_color")
     check_choice(cfg.color_basis, COLOR_BASES, "color_basis")
-    check_choice(cfg.guide_mode, GUIDE_MODES, "guide_mode")
+    check_choice(cfg.mask_mode, MASK_MODES, "mask_mode")
     check_choice(cfg.padding, PADDINGS, "padding")
     blend = tuple(float(w) for w in cfg.style_blend)
     object.__setattr__(cfg, "style_blend", blend)
