@@ -295,6 +295,7 @@ def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
 def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tuple[Any, dict[str, Any], Any]:
     """Load the inputs, say how long the run will take, and run the command through the package's
     run loop; returns the result, a description of its inputs, and the forecast."""
+    from .engine import build_extractor
     from .images import load_image
     from .recipes import reconstruct_content, synthesize_texture, transfer
 
@@ -302,20 +303,25 @@ def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tupl
     shape = tuple(image.shape[-2:])
     styles = args.style if args.command == "transfer" else []
     forecast = _forecast(args, cfg, shape, max(1, len(styles)), quiet)
+    # The network for the machine the forecast planned: the run checks it against the config
+    # instead of planning again, so what was announced is what runs.
+    extractor = build_extractor(cfg, machine=forecast.machine)
     progress = None if quiet else _progress(args, cfg)
     callbacks = [progress] if progress else []
     try:
         if args.command == "transfer":
             style = styles if len(styles) > 1 else styles[0]
-            result = transfer(image, style, cfg, masks=_masks(args, shape), callbacks=callbacks)
+            result = transfer(image, style, cfg, masks=_masks(args, shape), extractor=extractor,
+                              callbacks=callbacks)
             inputs = {"command": "transfer", "content": args.content, "style": style}
             if args.mask or args.split:
                 inputs["masks"] = args.mask or f"{args.split} split at {args.split_at:g}"
         elif args.command == "content":
-            result = reconstruct_content(image, cfg.content_layers[0], config=cfg, callbacks=callbacks)
+            result = reconstruct_content(image, cfg.content_layers[0], config=cfg, extractor=extractor,
+                                         callbacks=callbacks)
             inputs = {"command": args.command, "image": args.image}
         else:
-            result = synthesize_texture(image, config=cfg, callbacks=callbacks)
+            result = synthesize_texture(image, config=cfg, extractor=extractor, callbacks=callbacks)
             inputs = {"command": args.command, "image": args.image}
     finally:
         if progress is not None:

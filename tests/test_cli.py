@@ -115,6 +115,25 @@ def test_transfer_says_how_long_before_it_starts(transfer_run: tuple[int, str, s
     assert first.startswith("nst: transfer 55x64 px (64 px) on cpu: about ") and "at most" in first, first
 
 
+def test_a_run_plans_its_machine_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forecast's machine is the one the run uses: planned once, not again by the run."""
+    from nst_utils import engine
+    from nst_utils.engine import hardware, memory, network
+
+    planned = []
+
+    def counted(config):
+        planned.append(config)
+        return hardware.plan(config)
+
+    for module in (engine, memory, network):  # every place that plans a machine
+        monkeypatch.setattr(module, "plan", counted)
+    code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "-o", tmp_path / "o.png", *FAST, "--json"])
+    assert code == 0, stderr
+    assert len(planned) == 1
+    assert json.loads(stdout)["ran"] == hardware.plan(planned[0]).to_dict()
+
+
 def test_the_schedule_options(tmp_path: Path) -> None:
     code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "-o", tmp_path / "o.png", "--size", "64",
                                  "--steps", "2", "--pyramid", "32,48", "--pyramid-steps", "1", "--quiet",
