@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from torch import Tensor
 
 from . import engine
-from .color import luminance_inputs, match_color, recombine
+from .color import luminance_inputs, match_color, restore_colors
 from .config import DEFAULT, PAPER, TransferConfig
 from .features import VGG19Features
 from .images import ImageSource, load_image, resize
@@ -152,8 +152,8 @@ def transfer(
         optimise = LiveSettings(live)
     result = run(config, content=c, style=styles, masks=region_masks, style_masks=own_masks,
                  extractor=extractor, callbacks=callbacks, optimise=optimise)
-    if config.preserve_color == "luminance":  # the stylised luminance, the photograph's colours
-        result.image, result.content = recombine(result.image, original), original
+    # With luminance-only transfer: the stylised luminance in the photograph's colours.
+    result.image, result.content = restore_colors(result.image, original, config.preserve_color), original
     return result
 
 
