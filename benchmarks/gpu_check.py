@@ -99,13 +99,13 @@ def controls_row(size: int, steps: int, device: str) -> dict:
     """Chapter 4's controls on the device: two styles split at 40 % (masks made on the host) with
     luminance-only transfer; the result must keep the photograph's chroma."""
     from nst_utils.color import rgb_to_yiq
-    from nst_utils.guides import split_guides
+    from nst_utils.masks import split_masks
 
     cfg = nst.PAPER.replace(size=size, steps=steps, device=device, preserve_color="luminance")
     photo = nst.load_image(CONTENT, size)
     _sync(device)
     start = time.perf_counter()
-    result = nst.transfer(photo, ["scream", STYLE], cfg, masks=split_guides(tuple(photo.shape[-2:]), 0.4))
+    result = nst.transfer(photo, ["scream", STYLE], cfg, masks=split_masks(tuple(photo.shape[-2:]), 0.4))
     _sync(device)
     seconds = time.perf_counter() - start
     chroma = (rgb_to_yiq(result.image.cpu())[:, 1:] - rgb_to_yiq(photo)[:, 1:]).abs().max().item()

@@ -7,7 +7,7 @@ The teaching core: :mod:`.config` (every default), :mod:`.layers` (the paper's l
 :mod:`.images`, :mod:`.features` (VGG-19 by layer name), :mod:`.losses` (pure functions),
 :mod:`.optimize` (one small loop), :mod:`.objective` (targets and the objective), :mod:`.loop`
 (the run, level by level), :mod:`.recipes` (the paper's three experiments), :mod:`.callbacks`,
-:mod:`.plotting`; the controls of Gatys et al. (2017), :mod:`.color` and :mod:`.guides`. The user
+:mod:`.plotting`; the controls of Gatys et al. (2017), :mod:`.color` and :mod:`.masks`. The user
 interfaces: :mod:`.widgets` (with :mod:`.live`, settings that change during a run), :mod:`.cli`.
 The engine room, :mod:`.engine`, makes runs fast on particular hardware behind one seam.
 
@@ -44,9 +44,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 _SUBMODULE_OF: dict[str, str] = {name: module for module, names in _EXPORTS.items() for name in names}
 #: Submodules reachable as attributes (``nst.losses``, ``nst.widgets``), also loaded on first use.
 _SUBMODULES: tuple[str, ...] = (
-    "callbacks", "cli", "color", "config", "device", "engine", "features", "guides", "image_files", "images",
-    "layers", "lbfgsb", "live", "loop", "losses", "normalization", "objective", "optimize", "plotting",
-    "recipes", "samples", "version", "widgets",
+    "callbacks", "cli", "color", "config", "device", "engine", "features", "image_files", "images",
+    "layers", "lbfgsb", "live", "loop", "losses", "masks", "normalization", "objective", "optimize",
+    "plotting", "recipes", "samples", "version", "widgets",
 )
 
 __all__ = list(_SUBMODULE_OF)

@@ -27,8 +27,8 @@ from .config import (
     CONV_ALGORITHMS,
     DEFAULT,
     DEVICES,
-    GUIDE_MODES,
     INITS,
+    MASK_MODES,
     OPTIMIZERS,
     PADDINGS,
     POOLINGS,
@@ -133,8 +133,9 @@ def _common(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--padding", choices=PADDINGS, default=DEFAULT.padding,
                    help="border handling of the convolutions; circular gives textures that tile "
                         "(%(default)s)")
-    p.add_argument("--weights", choices=WEIGHT_SOURCES, default=DEFAULT.weights,
-                   help="VGG-19 weights: caffe (offline, default), torchvision (downloads 548 MB), random")
+    p.add_argument("--network-weights", choices=WEIGHT_SOURCES, default=DEFAULT.network_weights,
+                   help="where the network's weights come from: caffe (offline), torchvision (downloads "
+                        "548 MB) or random (%(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT.seed)
     p.add_argument("--device", choices=DEVICES, default=DEFAULT.device)
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT.precision)
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two styles: the first above (left of) the split, the second below (right)")
     t.add_argument("--split-at", type=_positive_float, default=0.5,
                    help="where --split cuts, 0..1 (%(default)s)")
-    t.add_argument("--guide-mode", choices=GUIDE_MODES, default=DEFAULT.guide_mode,
+    t.add_argument("--mask-mode", choices=MASK_MODES, default=DEFAULT.mask_mode,
                    help="masks at each layer: eroded inside the region (paper) or simply resized")
 
     c = sub.add_parser("content", help="reconstruct IMAGE from one layer's features (paper Fig. 1)")
@@ -242,9 +243,9 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     no content layers)."""
     cfg = TransferConfig(
         size=args.size, steps=args.steps, optimizer=args.optimizer, lbfgs_history=args.history,
-        adam_lr=args.lr, pooling=args.pooling, weights=args.weights, seed=args.seed, device=args.device,
-        precision=args.precision, conv_algorithm=args.conv_algorithm, padding=args.padding,
-        plateau_tol=args.plateau_tol, plateau_window=args.plateau_window,
+        adam_lr=args.lr, pooling=args.pooling, network_weights=args.network_weights, seed=args.seed,
+        device=args.device, precision=args.precision, conv_algorithm=args.conv_algorithm,
+        padding=args.padding, plateau_tol=args.plateau_tol, plateau_window=args.plateau_window,
     )
     if args.command == "content":  # from noise at one size, as the paper's Fig. 1
         if len(args.layer) != 1:
@@ -262,7 +263,7 @@ def _config(args: argparse.Namespace) -> TransferConfig:
         style_layer_weights=args.style_layer_weights, tv_weight=args.tv_weight, init=args.init,
         style_scale=args.style_scale, pyramid=args.pyramid, pyramid_steps=args.pyramid_steps,
         preserve_color=args.preserve_color, color_basis=args.color_basis, style_blend=args.style_blend,
-        guide_mode=args.guide_mode,
+        mask_mode=args.mask_mode,
     )
 
 
@@ -285,15 +286,16 @@ def _masks(args: argparse.Namespace, shape: tuple[int, int]) -> list | None:
     """The region masks (checked by :func:`_check_regions`): files, which the run scales to the
     content's size, or a split of ``shape``."""
     if args.split:
-        from .guides import split_guides
+        from .masks import split_masks
 
-        return split_guides(shape, args.split_at, args.split)
+        return split_masks(shape, args.split_at, args.split)
     return args.mask
 
 
 def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tuple[Any, dict[str, Any], Any]:
     """Load the inputs, say how long the run will take, and run the command through the package's
     run loop; returns the result, a description of its inputs, and the forecast."""
+    from .engine import build_extractor
     from .images import load_image
     from .recipes import reconstruct_content, synthesize_texture, transfer
 
@@ -301,20 +303,25 @@ def _execute(args: argparse.Namespace, cfg: TransferConfig, quiet: bool) -> tupl
     shape = tuple(image.shape[-2:])
     styles = args.style if args.command == "transfer" else []
     forecast = _forecast(args, cfg, shape, max(1, len(styles)), quiet)
+    # The network for the machine the forecast planned: the run checks it against the config
+    # instead of planning again, so what was announced is what runs.
+    extractor = build_extractor(cfg, machine=forecast.machine)
     progress = None if quiet else _progress(args, cfg)
     callbacks = [progress] if progress else []
     try:
         if args.command == "transfer":
             style = styles if len(styles) > 1 else styles[0]
-            result = transfer(image, style, cfg, masks=_masks(args, shape), callbacks=callbacks)
+            result = transfer(image, style, cfg, masks=_masks(args, shape), extractor=extractor,
+                              callbacks=callbacks)
             inputs = {"command": "transfer", "content": args.content, "style": style}
             if args.mask or args.split:
                 inputs["masks"] = args.mask or f"{args.split} split at {args.split_at:g}"
         elif args.command == "content":
-            result = reconstruct_content(image, cfg.content_layers[0], config=cfg, callbacks=callbacks)
+            result = reconstruct_content(image, cfg.content_layers[0], config=cfg, extractor=extractor,
+                                         callbacks=callbacks)
             inputs = {"command": args.command, "image": args.image}
         else:
-            result = synthesize_texture(image, config=cfg, callbacks=callbacks)
+            result = synthesize_texture(image, config=cfg, extractor=extractor, callbacks=callbacks)
             inputs = {"command": args.command, "image": args.image}
     finally:
         if progress is not None:

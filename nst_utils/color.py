@@ -6,7 +6,8 @@ matrices of the first layers are mostly colour statistics. The paper gives two w
 content's colours instead; both are pure functions here, applied before and after a run:
 
 *Luminance-only transfer* (:func:`luminance_inputs`, :func:`recombine`). Run the transfer on the
-luminance channels alone, then put the content's chroma back. In YIQ (the NTSC television
+luminance channels alone, then put the content's chroma back (:func:`restore_colors`, which the
+run's result and the panel's previews both go through). In YIQ (the NTSC television
 space the paper uses), ``Y`` is luminance and ``I``, ``Q`` carry the colour. The style's
 luminance is first shifted and scaled to the content's mean and standard deviation (the paper's
 luminance matching), so that only the *texture* of the brightness transfers, not the painting's
@@ -36,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .config import COLOR_BASES, check_choice
+from .config import COLOR_BASES, COLOR_METHODS, check_choice
 
 #: The NTSC RGB -> YIQ matrix (rows Y, I, Q). Y is the paper's luminance 0.299 R + 0.587 G + 0.114 B.
 RGB_TO_YIQ: tuple[tuple[float, ...], ...] = (
@@ -119,6 +120,15 @@ def recombine(result: Tensor, content: Tensor) -> Tensor:
     high = (1 - offsets).amin(dim=1, keepdim=True)
     y = torch.maximum(torch.minimum(y, high), low)
     return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def restore_colors(image: Tensor, content: Tensor, method: str) -> Tensor:
+    """The picture that a run with colour control ``method`` (``preserve_color``) has made of its
+    optimised ``image``: for ``"luminance"``, whose run optimised grey images, ``image``'s luminance
+    with ``content``'s chroma (:func:`recombine`); ``image`` itself for ``"none"``, and for
+    ``"histogram"``, whose colours were settled before the run."""
+    check_choice(method, COLOR_METHODS, "preserve_color")
+    return recombine(image, content) if method == "luminance" else image
 
 
 def color_statistics(image: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,7 +28,7 @@ from .layers import check_layers
 
 OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam", "lbfgs-scipy")
 INITS: tuple[str, ...] = ("content", "style", "noise")
-#: Where the VGG-19 weights come from (see :mod:`nst_utils.features`).
+#: Where the VGG-19's weights come from, ``network_weights`` (see :mod:`nst_utils.features`).
 WEIGHT_SOURCES: tuple[str, ...] = ("caffe", "torchvision", "random")
 POOLINGS: tuple[str, ...] = ("max", "avg")
 #: Machine settings: "auto" lets :mod:`nst_utils.engine` choose for the hardware at hand.
@@ -43,8 +43,8 @@ PADDINGS: tuple[str, ...] = ("zeros", "reflect", "circular")
 COLOR_METHODS: tuple[str, ...] = ("none", "luminance", "histogram")
 #: Bases of the colour transform of histogram matching (see :mod:`nst_utils.color`).
 COLOR_BASES: tuple[str, ...] = ("symmetric", "cholesky")
-#: How region masks are carried to each layer's resolution (see :mod:`nst_utils.guides`).
-GUIDE_MODES: tuple[str, ...] = ("inside", "simple")
+#: How region masks are carried to each layer's resolution (see :mod:`nst_utils.masks`).
+MASK_MODES: tuple[str, ...] = ("inside", "simple")
 
 PAPER_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -93,7 +93,8 @@ class TransferConfig:
     lbfgs_history: int = 20
     adam_lr: float = 0.02
     pooling: str = "avg"
-    weights: str = "caffe"
+    #: Where the network's weights come from (WEIGHT_SOURCES); not the loss weights above.
+    network_weights: str = "caffe"
     seed: int = 0
     device: str = "auto"
     precision: str = "float32"
@@ -118,7 +119,7 @@ class TransferConfig:
     #: Weights of several style images mixed into one target (empty: equal weights).
     style_blend: tuple[float, ...] = ()
     #: Spatial control: how each region's mask reaches each layer ("inside": eroded).
-    guide_mode: str = "inside"
+    mask_mode: str = "inside"
     #: Border handling of the network's convolutions; "circular" makes textures that tile.
     padding: str = "zeros"
 
@@ -180,14 +181,14 @@ def validate(cfg: TransferConfig) -> None:
         raise ValueError(f"tv_weight must not be negative, got {cfg.tv_weight}")
     check_choice(cfg.optimizer, OPTIMIZERS, "optimizer")
     check_choice(cfg.pooling, POOLINGS, "pooling")
-    check_choice(cfg.weights, WEIGHT_SOURCES, "weights")
+    check_choice(cfg.network_weights, WEIGHT_SOURCES, "network_weights")
     check_choice(cfg.device, DEVICES, "device")
     check_choice(cfg.precision, PRECISIONS, "precision")
     check_choice(cfg.conv_algorithm, CONV_ALGORITHMS, "conv_algorithm")
     check_choice(cfg.style_scale, STYLE_SCALES, "style_scale")
     check_choice(cfg.preserve_color, COLOR_METHODS, "preserve_color")
     check_choice(cfg.color_basis, COLOR_BASES, "color_basis")
-    check_choice(cfg.guide_mode, GUIDE_MODES, "guide_mode")
+    check_choice(cfg.mask_mode, MASK_MODES, "mask_mode")
     check_choice(cfg.padding, PADDINGS, "padding")
     blend = tuple(float(w) for w in cfg.style_blend)
     object.__setattr__(cfg, "style_blend", blend)

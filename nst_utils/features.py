@@ -4,7 +4,7 @@ Public convention in, model convention inside: :class:`VGG19Features` takes floa
 ``(1, 3, H, W)`` RGB images in ``[0, 1]`` and does the model's own preprocessing with
 registered buffers (for the Caffe weights: RGB -> BGR, times 255, minus the mean pixel).
 
-Weight sources (``weights=``):
+Weight sources (``weights=`` here, ``network_weights`` in :class:`~nst_utils.config.TransferConfig`):
 
 ``"caffe"`` (default)
     The original Caffe-trained VGG-19 of Simonyan & Zisserman, the network Gatys et al. used.

@@ -27,8 +27,8 @@ from torch import Tensor
 from . import engine
 from .config import DEFAULT, TransferConfig, blend_weights
 from .features import VGG19Features
-from .guides import check_guides
 from .images import resize, target_size
+from .masks import check_masks
 from .objective import MatchingObjective, build_objective, content_targets, initial_image, style_grams
 from .optimize import Callback, OptimizeResult, Plateau, StepInfo, optimize
 from .version import __version__
@@ -262,7 +262,7 @@ def _check_inputs(config: TransferConfig, content: Tensor | None, styles: list[T
         raise ValueError("run needs a content image, a style image or both")
     shape = tuple(shape or (content if content is not None else styles[0]).shape[-2:])
     if masks is not None:
-        check_guides(masks, len(styles))
+        check_masks(masks, len(styles))
         if any(tuple(m.shape[-2:]) != shape for m in masks):
             raise ValueError(f"masks must have the output's size {shape[1]}x{shape[0]}")
         if config.style_blend:

@@ -140,30 +140,31 @@ def style_loss(
     return total
 
 
-def guided_gram_matrix(features: Tensor, guide: Tensor) -> Tensor:
-    """The Gram matrix of one region (Gatys et al. 2017, sec. 4), per unit of guide mass:
+def guided_gram_matrix(features: Tensor, mask: Tensor) -> Tensor:
+    """The guided Gram matrix of one region (Gatys et al. 2017, sec. 4), per unit of mask mass:
     ``G_r = (F * T_r)(F * T_r)^T / sum_k T_rk^2``.
 
-    ``guide`` ``T_r`` is the region's mask at this layer's resolution, ``(1, 1, H, W)`` in
-    ``[0, 1]``. Dividing by the mass makes Grams of regions (and images) of different sizes
-    comparable: with a guide of all ones ``G_r = G / M_l``, so :func:`guided_style_layer_loss`
-    with full guides equals the paper's ``E_l``. An empty guide gives zeros.
+    ``mask`` ``T_r`` (the paper's guidance channel) is the region's mask at this layer's
+    resolution, ``(1, 1, H, W)`` in ``[0, 1]``. Dividing by the mass makes Grams of regions (and
+    images) of different sizes comparable: with a mask of all ones ``G_r = G / M_l``, so
+    :func:`guided_style_layer_loss` with full masks equals the paper's ``E_l``. An empty mask
+    gives zeros.
     """
     feats = _as_batch(features)
     if feats.dtype not in (torch.float32, torch.float64):
         feats = feats.float()
-    if guide.shape[-2:] != feats.shape[-2:]:
-        raise ValueError(f"guide {tuple(guide.shape)} does not match the features {tuple(feats.shape)}")
-    guide = guide.to(feats.dtype)
-    mass = guide.pow(2).sum().clamp_min(torch.finfo(feats.dtype).tiny)
-    return gram_matrix(feats * guide) / mass
+    if mask.shape[-2:] != feats.shape[-2:]:
+        raise ValueError(f"mask {tuple(mask.shape)} does not match the features {tuple(feats.shape)}")
+    mask = mask.to(feats.dtype)
+    mass = mask.pow(2).sum().clamp_min(torch.finfo(feats.dtype).tiny)
+    return gram_matrix(feats * mask) / mass
 
 
-def guided_style_layer_loss(features: Tensor, guide: Tensor, target: Tensor) -> Tensor:
+def guided_style_layer_loss(features: Tensor, mask: Tensor, target: Tensor) -> Tensor:
     """``E_l^r = 1 / (4 N_l^2) * sum (G_r - A_r)^2`` with both Grams from :func:`guided_gram_matrix`.
 
-    Per unit of guide mass, so with guides of all ones this is exactly the paper's eq. 4."""
-    gram = guided_gram_matrix(features, guide)
+    Per unit of mask mass, so with masks of all ones this is exactly the paper's eq. 4."""
+    gram = guided_gram_matrix(features, mask)
     if gram.shape[-2:] != target.shape[-2:]:
         raise ValueError(f"Gram matrices {tuple(gram.shape)} and {tuple(target.shape)} differ")
     n = gram.shape[-1]

@@ -22,7 +22,6 @@ from torch import Tensor
 
 from .config import TransferConfig, blend_weights
 from .features import VGG19Features
-from .guides import feature_shape, layer_guides
 from .images import load_image, resize
 from .losses import (
     content_loss,
@@ -32,6 +31,7 @@ from .losses import (
     style_layer_loss,
     tv_loss,
 )
+from .masks import feature_shape, layer_masks
 
 __all__ = [
     "NOISE_STD", "MatchingObjective", "StyleRegion", "build_objective", "content_targets", "initial_image",
@@ -77,7 +77,7 @@ def style_grams(
     if style_masks is not None:
         def guided(f: dict[str, Tensor], mask: Tensor | None, name: str) -> Tensor:
             whole = f[name].new_ones(1, 1, *f[name].shape[-2:])
-            mask_l = whole if mask is None else layer_guides(mask, [name], config.guide_mode)[name]
+            mask_l = whole if mask is None else layer_masks(mask, [name], config.mask_mode)[name]
             return guided_gram_matrix(f[name], mask_l)[0]
 
         return {n: torch.stack([guided(f, m, n) for f, m in zip(feats, style_masks)]) for n in layers}
@@ -170,7 +170,7 @@ def build_objective(
     style = {n: style[n] for n in config.style_layers}
     regions: list[StyleRegion] = []
     if masks is not None and config.style_layers:
-        regions = [StyleRegion(layer_guides(m, config.style_layers, config.guide_mode),
+        regions = [StyleRegion(layer_masks(m, config.style_layers, config.mask_mode),
                                {n: style[n][r] for n in config.style_layers}, float(m.mean()))
                    for r, m in enumerate(masks)]
         style = {}

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from torch import Tensor
 
 from . import engine
-from .color import luminance_inputs, match_color, recombine
+from .color import luminance_inputs, match_color, restore_colors
 from .config import DEFAULT, PAPER, TransferConfig
 from .features import VGG19Features
-from .guides import check_guides, load_guide
 from .images import ImageSource, load_image, resize
 from .layers import check_layers
 from .loop import RunResult, run
+from .masks import check_masks, load_mask
 from .optimize import Callback
 
 __all__ = ["load_pair", "make_extractor", "reconstruct_content", "synthesize_texture", "transfer"]
@@ -137,7 +137,7 @@ def transfer(
     """
     # Bad images and masks fail here, the rest of the checks in run(): before anything large.
     c, styles = load_pair(content, _style_list(style), config)
-    region_masks = None if masks is None else [load_guide(m, tuple(c.shape[-2:])) for m in masks]
+    region_masks = None if masks is None else [load_mask(m, tuple(c.shape[-2:])) for m in masks]
     own_masks = _style_masks(style_masks, styles)
     original = c
     if config.preserve_color == "histogram":
@@ -152,8 +152,8 @@ def transfer(
         optimise = LiveSettings(live)
     result = run(config, content=c, style=styles, masks=region_masks, style_masks=own_masks,
                  extractor=extractor, callbacks=callbacks, optimise=optimise)
-    if config.preserve_color == "luminance":  # the stylised luminance, the photograph's colours
-        result.image, result.content = recombine(result.image, original), original
+    # With luminance-only transfer: the stylised luminance in the photograph's colours.
+    result.image, result.content = restore_colors(result.image, original, config.preserve_color), original
     return result
 
 
@@ -164,6 +164,6 @@ def _style_masks(masks: Sequence[Tensor | ImageSource | None] | None,
         return None
     if len(masks) != len(styles):
         raise ValueError(f"{len(masks)} style masks given for {len(styles)} style images")
-    loaded = [None if m is None else load_guide(m, tuple(s.shape[-2:])) for m, s in zip(masks, styles)]
-    check_guides([m for m in loaded if m is not None])
+    loaded = [None if m is None else load_mask(m, tuple(s.shape[-2:])) for m, s in zip(masks, styles)]
+    check_masks([m for m in loaded if m is not None])
     return loaded

@@ -33,7 +33,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from .callbacks import StopFlag
-from .color import recombine
+from .color import restore_colors
 from .config import COLOR_METHODS, DEFAULT, INITS, OPTIMIZERS, PAPER_STYLE_LAYERS, RATIO_RANGE, TransferConfig
 from .engine import check_extractor, forecast
 from .features import VGG19Features
@@ -129,7 +129,7 @@ class TransferPanel(widgets.VBox):
     ``content`` and ``style`` are anything :func:`~nst_utils.load_image` accepts (a path, a PIL
     image, a sample name such as ``"hopper"`` or ``"mosaic"``) or ``(1, 3, H, W)`` tensors.
     ``config`` (default :data:`~nst_utils.config.DEFAULT`) sets the initial widget values and every
-    setting that has no widget (pooling, weights, device, precision, seed, ...). The panel
+    setting that has no widget (pooling, network weights, device, precision, seed, ...). The panel
     chooses one content layer; the preview and loss curve redraw at the first and last step and
     in between at most every ``preview_seconds`` (less often when drawing is slow, see
     :data:`DRAW_SHARE_FACTOR`).
@@ -161,7 +161,7 @@ class TransferPanel(widgets.VBox):
         self._next_draw = -math.inf
         self._note = ""
         self._syncing = False
-        self._preview_content: Tensor | None = None
+        self._photo: Tensor | None = None  # the content at the run's size, for the previews' colours
         self._shape: tuple[int, int] | None = None  # the content's (H, W), for the forecast
         self._build_controls(cfg, sizes)
         self._build_outputs()
@@ -375,8 +375,7 @@ class TransferPanel(widgets.VBox):
         self.status.value = "starting …"
         self.history, self.restarts, self._next_draw = [], [], -math.inf
         self._running_config = cfg
-        if cfg.preserve_color == "luminance":
-            self._preview_content, _ = load_pair(self._content, self._style, cfg)
+        self._photo, _ = load_pair(self._content, self._style, cfg)
         try:
             result = transfer(self._content, self._style, cfg, extractor=self._reusable_extractor(cfg),
                               callbacks=[self._on_step, self._stop], live=self._live_config)
@@ -447,7 +446,7 @@ class TransferPanel(widgets.VBox):
         size = f"{cfg.size} px longest side" if shape is None else f"{shape[1]}×{shape[0]} px"
         levels = " → ".join(str(side) for side, _ in cfg.levels())
         text = (f"device {said.machine.device} · {size} (levels {levels} px) · {cfg.steps} steps at most · "
-                f"{cfg.weights} VGG-19, {cfg.pooling} pooling · {said.machine.precision}, "
+                f"{cfg.network_weights} VGG-19, {cfg.pooling} pooling · {said.machine.precision}, "
                 f"{said.machine.conv_algorithm} convolutions · ")
         if said.too_large:
             self.info.value = text + f"too large: {said.too_large}"
@@ -470,10 +469,9 @@ class TransferPanel(widgets.VBox):
         return f"{state} · step {info.step}/{total} · α/β {cfg.ratio:.3g} · {terms} · {info.elapsed:.1f} s"
 
     def _draw(self, info: StepInfo, total: int) -> None:
-        image = info.image
-        if self._running_config is not None and self._running_config.preserve_color == "luminance":
-            image = recombine(image, self._preview_content)  # the run is grey: show it in the photo's colours
-        self.preview.value = preview_png(image)
+        # As the result will be: a luminance-only run optimises grey images, shown in the photo's colours.
+        method = self._running_config.preserve_color if self._running_config else "none"
+        self.preview.value = preview_png(restore_colors(info.image, self._photo, method))
         self.loss_plot.value = loss_curve_png(self.history, self.restarts, total)
         self.layer_bars.value = layer_shares_html(info.layer_losses, self._running_config.content_layers
                                                   if self._running_config else ())

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The cheapest run for plumbing tests: the seeded random-weight network, the smallest size, a few
 #: steps, one content and two style layers, all reached by the ``small_random_extractor`` fixture
 #: (truncated after relu2_1). Tests change what they vary with ``SMALL.replace(...)``.
-SMALL = PAPER.replace(weights="random", device="cpu", size=32, steps=4, content_layers=("relu2_1",),
+SMALL = PAPER.replace(network_weights="random", device="cpu", size=32, steps=4, content_layers=("relu2_1",),
                       style_layers=("relu1_1", "relu2_1"))
 
 

@@ -95,7 +95,7 @@ def test_transfer_metadata(transfer_run: tuple[int, str, str, Path]) -> None:
     assert params["ratio"] == 1e-3 and params["style_weight"] == 1.0
     assert params["content_layers"] == ["relu4_2"]
     assert params["style_layers"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-    assert params["seed"] == 0 and params["weights"] == "caffe" and params["pooling"] == "avg"
+    assert params["seed"] == 0 and params["network_weights"] == "caffe" and params["pooling"] == "avg"
     assert params["conv_algorithm"] == "auto"  # asked for; what ran is recorded beside it:
     assert meta["ran"] == {"device": "cpu", "precision": "float32", "conv_algorithm": "winograd"}
     assert meta["steps"] == 3
@@ -113,6 +113,25 @@ def test_transfer_says_how_long_before_it_starts(transfer_run: tuple[int, str, s
     assert code == 0, stderr
     first = stderr.splitlines()[0]
     assert first.startswith("nst: transfer 55x64 px (64 px) on cpu: about ") and "at most" in first, first
+
+
+def test_a_run_plans_its_machine_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forecast's machine is the one the run uses: planned once, not again by the run."""
+    from nst_utils import engine
+    from nst_utils.engine import hardware, memory, network
+
+    planned = []
+
+    def counted(config):
+        planned.append(config)
+        return hardware.plan(config)
+
+    for module in (engine, memory, network):  # every place that plans a machine
+        monkeypatch.setattr(module, "plan", counted)
+    code, stdout, stderr = _run(["transfer", "hopper", "mosaic", "-o", tmp_path / "o.png", *FAST, "--json"])
+    assert code == 0, stderr
+    assert len(planned) == 1
+    assert json.loads(stdout)["ran"] == hardware.plan(planned[0]).to_dict()
 
 
 def test_the_schedule_options(tmp_path: Path) -> None:
@@ -458,8 +477,8 @@ def test_masks_drawn_at_the_photographs_resolution_work_at_any_size(tmp_path: Pa
     Image.eval(sky, lambda v: 255 - v).save(tmp_path / "town.png")
     out = tmp_path / "out.png"
     code, _, stderr = _run(["transfer", "tubingen", "starry_night", "scream", "--mask", tmp_path / "sky.png",
-                            "--mask", tmp_path / "town.png", "-o", out, "--weights", "random", "--size", "64",
-                            "--steps", "2", "--quiet"])
+                            "--mask", tmp_path / "town.png", "-o", out, "--network-weights", "random",
+                            "--size", "64", "--steps", "2", "--quiet"])
     assert code == 0, stderr
     with Image.open(out) as im:
         assert im.size == (64, 48)

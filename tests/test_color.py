@@ -16,6 +16,7 @@ from nst_utils.color import (
     match_color,
     match_luminance,
     recombine,
+    restore_colors,
     rgb_to_yiq,
     yiq_to_rgb,
 )
@@ -58,6 +59,15 @@ def test_recombine_keeps_the_contents_chroma_exactly_even_out_of_gamut(photo):
     torch.testing.assert_close(rgb_to_yiq(out)[:, 1:], rgb_to_yiq(photo)[:, 1:], atol=1e-5, rtol=0)
     inside = (luminance(out) - luminance(result)).abs() < 1e-6  # Y kept wherever it was in gamut
     assert inside.float().mean() > 0.5
+
+
+def test_only_a_luminance_only_run_takes_the_photos_colours_back(photo):
+    result = rand(1, 3, 64, 64)
+    torch.testing.assert_close(restore_colors(result, photo, "luminance"), recombine(result, photo))
+    assert restore_colors(result, photo, "none") is result
+    assert restore_colors(result, photo, "histogram") is result  # its colours were matched before the run
+    with pytest.raises(ValueError, match="unknown preserve_color 'yiq'; expected one of none, luminance"):
+        restore_colors(result, photo, "yiq")
 
 
 def test_luminance_inputs_are_grey_images(photo):
@@ -115,7 +125,7 @@ def test_histogram_transfer_runs_on_the_matched_style(held_out_pair, monkeypatch
         return real_run(config, **kwargs)
 
     monkeypatch.setattr(recipes, "run", spy)
-    cfg = PAPER.replace(size=max(photo.shape[-2:]), steps=1, device="cpu", weights="random",
+    cfg = PAPER.replace(size=max(photo.shape[-2:]), steps=1, device="cpu", network_weights="random",
                         preserve_color="histogram")
     transfer(photo, painting, cfg)
     np.testing.assert_allclose(color_statistics(seen["style"])[0], color_statistics(photo)[0], atol=0.02)

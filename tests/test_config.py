@@ -31,7 +31,7 @@ def test_paper_defaults() -> None:
     assert PAPER.optimizer == "lbfgs"
     assert PAPER.pooling == "avg"
     assert PAPER.init == "noise"
-    assert PAPER.weights == "caffe"
+    assert PAPER.network_weights == "caffe"
     assert PAPER.tv_weight == 0.0
     assert RATIO_RANGE[0] <= PAPER.ratio <= RATIO_RANGE[1]
 
@@ -94,7 +94,7 @@ def test_replace_validates() -> None:
         ({"pooling": "median"}, "unknown pooling 'median'; expected one of max, avg"),
         ({"device": "tpu"}, "unknown device 'tpu'; expected one of auto, cpu, cuda"),
         ({"precision": "float16"}, "unknown precision 'float16'; expected one of auto, float32, bfloat16"),
-        ({"weights": "imagenet"}, "unknown weights 'imagenet'"),
+        ({"network_weights": "imagenet"}, "unknown network_weights 'imagenet'"),
         ({"conv_algorithm": "fft"}, "unknown conv_algorithm 'fft'; expected one of auto, direct, winograd"),
         ({"style_scale": "large"}, "unknown style_scale 'large'"),
         ({"size": MIN_SIZE - 1}, f"size {MIN_SIZE - 1} is out of range; expected 32..4096"),

@@ -60,11 +60,11 @@ def test_a_transfer_runs_on_the_device_and_keeps_the_box(device: str, optimizer:
 def test_chapter_4_controls_run_on_the_device_from_host_inputs(device: str, preserve_color: str) -> None:
     """Sample names, host masks and the colour steps around the run: all end up on the device."""
     from nst_utils.color import rgb_to_yiq
-    from nst_utils.guides import split_guides
+    from nst_utils.masks import split_masks
 
     cfg = CONFIG.replace(device=device, preserve_color=preserve_color, padding="reflect")
     photo = nst.load_image("tubingen", 48)
-    result = nst.transfer(photo, ["scream", "starry_night"], cfg, masks=split_guides(tuple(photo.shape[-2:])))
+    result = nst.transfer(photo, ["scream", "starry_night"], cfg, masks=split_masks(tuple(photo.shape[-2:])))
     assert result.image.device.type == device and result.steps == cfg.steps
     if preserve_color == "luminance":
         torch.testing.assert_close(rgb_to_yiq(result.image.cpu())[:, 1:], rgb_to_yiq(photo)[:, 1:],

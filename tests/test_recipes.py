@@ -288,7 +288,7 @@ def test_bfloat16_extractor_returns_float32(small_random_extractor: VGG19Feature
 
 
 @pytest.mark.parametrize(("setting", "value"),
-                         [("pooling", "max"), ("weights", "caffe"), ("precision", "bfloat16")])
+                         [("pooling", "max"), ("network_weights", "caffe"), ("precision", "bfloat16")])
 def test_an_extractor_that_disagrees_with_the_config_is_an_error(
     small_random_extractor: VGG19Features, setting: str, value: str
 ) -> None:
@@ -327,7 +327,7 @@ RATIO_BOUNDS = {1e-5: 0.2, 1e-3: 0.2, 1e-1: 0.5}
 def test_every_ratio_converges(ratio: float, paper_extractor: VGG19Features) -> None:
     cfg = PAPER.replace(size=128, steps=20, ratio=ratio)  # white noise, all 20 steps: no early stop
     assert cfg.content_layers == PAPER.content_layers and cfg.style_layers == PAPER.style_layers
-    assert cfg.weights == "caffe" and cfg.init == "noise"
+    assert cfg.network_weights == "caffe" and cfg.init == "noise"
     c, s = load_pair("hopper", "mosaic", cfg)
     start = initial_image(cfg.init, content=c, style=s, seed=cfg.seed)
     objective = MatchingObjective(paper_extractor, content_targets(paper_extractor, c, cfg.content_layers),

@@ -300,7 +300,7 @@ def test_a_run_that_does_not_fit_is_refused_before_allocating_as_the_cli_says(
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = cli.run(["transfer", str(photo_path), "mosaic", "-o", str(tmp_path / "out.png"),
-                        "--size", "512", "--weights", "random", "--steps", "2", "--quiet"])
+                        "--size", "512", "--network-weights", "random", "--steps", "2", "--quiet"])
     assert code == cli.EXIT_USAGE and err.getvalue() == f"nst: error: {message}\n"
     assert not (tmp_path / "out.png").exists()
 
@@ -384,3 +384,20 @@ def test_keep_colours_runs_a_luminance_only_transfer(photo, style):
     torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(result.content)[:, 1:],
                                atol=1e-4, rtol=0)
     assert result.content.shape[-2:] == result.image.shape[-2:] == (48, 48)  # the photo at the panel's size
+
+
+def test_a_luminance_only_run_is_previewed_in_the_photos_colours(photo, style, monkeypatch):
+    from nst_utils import widgets
+    from nst_utils.color import rgb_to_yiq
+
+    panel = _panel(photo, style, steps=2)
+    panel.color_picker.value = "luminance"
+    shown = []
+    real_png = widgets.preview_png
+    monkeypatch.setattr(widgets, "preview_png", lambda image: shown.append(image) or real_png(image))
+    result = panel.run_sync()
+    steps = shown[:-1]  # the last one is the result's
+    assert steps
+    for image in steps:  # not the grey image the run optimises
+        torch.testing.assert_close(rgb_to_yiq(image)[:, 1:], rgb_to_yiq(result.content)[:, 1:],
+                                   atol=1e-4, rtol=0)

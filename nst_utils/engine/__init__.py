@@ -12,7 +12,9 @@ The teaching core (:mod:`nst_utils.recipes`) reaches it only through :func:`prep
 * :mod:`.timing`: how long a run will take, from a short calibration cached per machine.
 
 The faces (the command line, the panel) ask what a run will need through :func:`forecast`, and
-what it used through :func:`peak_memory`.
+what it used through :func:`peak_memory`. A face that runs what it forecast builds the network for
+the forecast's machine (``build_extractor(config, machine=said.machine)``) and passes it to the
+run, whose :func:`prepare` checks it instead of planning the machine again.
 
 Why they exist, with the measured gain of each, is in the README ("Architecture") and
 ``benchmarks/results.md``. The heavy rooms are imported only when a run needs them.

@@ -23,8 +23,9 @@ def build_extractor(config: TransferConfig, layers: Iterable[str] | None = None,
     machine = machine or plan(config)
     layers = list(layers) if layers is not None else [*config.content_layers, *config.style_layers]
     extractor = VGG19Features(
-        config.weights, config.pooling, last_layer=deepest(layers), seed=config.seed, padding=config.padding,
-        channels_last=machine.device.type == "cpu", autocast_dtype=machine.autocast_dtype,
+        config.network_weights, config.pooling, last_layer=deepest(layers), seed=config.seed,
+        padding=config.padding, channels_last=machine.device.type == "cpu",
+        autocast_dtype=machine.autocast_dtype,
     )
     if machine.conv_algorithm == "winograd":
         from .winograd import use_winograd_convolutions
@@ -44,10 +45,10 @@ def check_extractor(extractor: VGG19Features, config: TransferConfig, layers: It
     """The extractor's :class:`Machine`, or ``ValueError`` naming the first setting in which it
     disagrees with ``config`` (an ``"auto"`` setting agrees with any choice)."""
     machine = machine_of(extractor)
-    found = {"weights": extractor.weights, "pooling": extractor.pooling, "padding": extractor.padding,
+    found = {"network_weights": extractor.weights, "pooling": extractor.pooling, "padding": extractor.padding,
              "device": machine.device.type,
              "precision": machine.precision, "conv_algorithm": machine.conv_algorithm}
-    if config.weights == "random":
+    if config.network_weights == "random":
         found["seed"] = extractor.seed
     for name, value in found.items():
         wanted = getattr(config, name)

@@ -94,7 +94,7 @@ def cache_dir() -> Path:
 def _cache_key(machine: Machine, config: TransferConfig) -> str:
     device = torch.cuda.get_device_name(machine.device) if machine.device.type == "cuda" else cpu_model()
     return "|".join([__version__, torch.__version__, device, str(torch.get_num_threads()), machine.precision,
-                     machine.conv_algorithm, config.padding, _build_weights(config)])
+                     machine.conv_algorithm, config.padding, _calibration_weights(config)])
 
 
 def calibration(machine: Machine, config: TransferConfig = DEFAULT) -> Calibration:
@@ -125,7 +125,7 @@ def measure(machine: Machine, config: TransferConfig = DEFAULT) -> Calibration:
     from .malloc import keep_freed_memory
 
     cfg = config.replace(content_layers=DEFAULT.content_layers, style_layers=DEFAULT.style_layers,
-                         style_layer_weights=(), weights=_build_weights(config))
+                         style_layer_weights=(), network_weights=_calibration_weights(config))
     start = time.perf_counter()
     extractor = build_extractor(cfg, machine=machine)
     build = time.perf_counter() - start
@@ -145,10 +145,10 @@ def measure(machine: Machine, config: TransferConfig = DEFAULT) -> Calibration:
     return Calibration(build, fixed, per_gflop)
 
 
-def _build_weights(config: TransferConfig) -> str:
-    """The weights the calibration builds: the run's, except torchvision's, which are never
+def _calibration_weights(config: TransferConfig) -> str:
+    """The network weights the calibration builds: the run's, except torchvision's, which are never
     downloaded for a calibration (the Caffe network takes as long to evaluate)."""
-    return "caffe" if config.weights == "torchvision" else config.weights
+    return "caffe" if config.network_weights == "torchvision" else config.network_weights
 
 
 def _evaluation_time(objective, image: torch.Tensor, device: torch.device) -> float:

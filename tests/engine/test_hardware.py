@@ -13,7 +13,7 @@ from nst_utils.engine.memory import InsufficientMemoryError, estimate_peak_memor
 
 CPU = torch.device("cpu")
 #: The cheapest config whose network reaches a layer Winograd computes (conv3_1).
-RANDOM = PAPER.replace(weights="random", device="cpu", content_layers=("relu3_1",), style_layers=())
+RANDOM = PAPER.replace(network_weights="random", device="cpu", content_layers=("relu3_1",), style_layers=())
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_an_extractor_that_agrees_with_the_config_gives_its_machine(paper_extrac
 
 @pytest.mark.parametrize(("changes", "setting"), [
     ({"pooling": "max"}, "pooling"),
-    ({"weights": "random"}, "weights"),
+    ({"network_weights": "random"}, "network_weights"),
     ({"precision": "bfloat16", "conv_algorithm": "auto"}, "precision"),
     ({"conv_algorithm": "direct"}, "conv_algorithm"),
 ])
@@ -140,19 +140,19 @@ def test_an_extractor_built_for_other_settings_is_refused(
 
 
 def test_random_weights_must_share_the_seed(small_random_extractor) -> None:
-    config = PAPER.replace(weights="random", device="cpu", seed=1)
+    config = PAPER.replace(network_weights="random", device="cpu", seed=1)
     with pytest.raises(ValueError, match="built with seed 0 but the config asks for 1"):
         check_extractor(small_random_extractor, config, ["relu1_1"])
 
 
 def test_a_shallow_direct_extractor_agrees_with_a_winograd_config(small_random_extractor) -> None:
     """Nothing to choose: Winograd would compute none of its layers."""
-    config = PAPER.replace(weights="random", device="cpu", conv_algorithm="winograd")
+    config = PAPER.replace(network_weights="random", device="cpu", conv_algorithm="winograd")
     assert check_extractor(small_random_extractor, config, ["relu2_1"]).conv_algorithm == "direct"
 
 
 def test_an_extractor_that_stops_too_early_is_refused(small_random_extractor) -> None:
-    config = PAPER.replace(weights="random", device="cpu")
+    config = PAPER.replace(network_weights="random", device="cpu")
     with pytest.raises(ValueError, match="the extractor stops at 'relu2_1', before the layer 'relu3_1'"):
         check_extractor(small_random_extractor, config, ["relu1_1", "relu3_1"])
 
@@ -172,7 +172,7 @@ def test_prepare_refuses_an_oversized_run_before_building_any_network(
 
 
 def test_prepare_builds_the_extractor_or_uses_the_one_given(small_random_extractor) -> None:
-    config = PAPER.replace(weights="random", device="cpu", size=64, content_layers=("relu2_1",),
+    config = PAPER.replace(network_weights="random", device="cpu", size=64, content_layers=("relu2_1",),
                            style_layers=())
     given = prepare(config, (48, 64), small_random_extractor)
     assert given.extractor is small_random_extractor

@@ -134,7 +134,7 @@ def test_a_growing_heap_falls_back_instead_of_growing_further() -> None:
 def test_the_run_loop_checks_the_heap_after_every_step(monkeypatch: pytest.MonkeyPatch, photo) -> None:
     calls: list[int] = []
     monkeypatch.setattr(malloc.KeptMemory, "check", lambda self: calls.append(1))
-    config = PAPER.replace(weights="random", device="cpu", optimizer="adam", steps=4)
+    config = PAPER.replace(network_weights="random", device="cpu", optimizer="adam", steps=4)
     out = reconstruct_content(resize(photo, 32), "relu1_2", config=config)
     assert out.steps == 4 and len(calls) == 4
 

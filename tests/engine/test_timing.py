@@ -85,7 +85,7 @@ def test_the_calibration_is_measured_once_and_cached(tmp_path: Path, monkeypatch
 @pytest.mark.slow
 def test_a_real_calibration_is_plausible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path))
-    measured = timing.measure(CPU, PAPER.replace(weights="random"))
+    measured = timing.measure(CPU, PAPER.replace(network_weights="random"))
     assert measured.build_seconds > 0 and measured.per_gflop > 0
     # An evaluation at 128 px is predicted within a factor of two of a fresh measurement's order.
     assert 0 < measured.evaluation_seconds(timing.evaluation_flops(

@@ -121,7 +121,8 @@ def test_rejects_what_it_cannot_compute() -> None:
 
 
 def test_only_the_deep_layers_are_replaced() -> None:
-    config = PAPER.replace(weights="random", device="cpu", precision="float32", conv_algorithm="winograd")
+    config = PAPER.replace(network_weights="random", device="cpu", precision="float32",
+                           conv_algorithm="winograd")
     ext = make_extractor(config, ["relu5_1"])
     replaced = [name for name, m in zip(ext.layer_names, ext.body) if isinstance(m, WinogradConv2d)]
     assert replaced == ["conv3_1", "conv3_2", "conv3_3", "conv3_4",
@@ -155,6 +156,6 @@ def test_reflect_and_circular_padding_keep_the_direct_convolution() -> None:
     assert not use_winograd(conv)
     with pytest.raises(ValueError, match="padding-1 convolution"):
         WinogradConv2d(conv)
-    extractor = make_extractor(PAPER.replace(weights="random", device="cpu", conv_algorithm="winograd",
-                                             padding="reflect"))
+    extractor = make_extractor(PAPER.replace(network_weights="random", device="cpu",
+                                             conv_algorithm="winograd", padding="reflect"))
     assert extractor.conv_algorithm == "direct" and extractor.padding == "reflect"
