@@ -128,6 +128,16 @@ def show_grid(
     return fig
 
 
+#: How :func:`plot_losses` draws its curves, in order: each later curve is thinner and dashed
+#: differently, so a curve lying on top of another leaves the one below it visible.
+CURVE_STYLES = (
+    {"linestyle": "-", "linewidth": 3.0},
+    {"linestyle": (0, (5, 2)), "linewidth": 1.8},
+    {"linestyle": (0, (1, 1.5)), "linewidth": 1.4},
+    {"linestyle": (0, (6, 2, 1, 2)), "linewidth": 1.0},
+)
+
+
 def plot_losses(
     results: Mapping[str, OptimizeResult],
     *,
@@ -135,18 +145,27 @@ def plot_losses(
     x: str = "step",
     ax=None,
     logy: bool = True,
+    styles: Mapping[str, Mapping] | None = None,
 ):
-    """Loss curves (one per labelled result) against ``step``, ``evaluations`` or ``seconds``."""
+    """Loss curves (one per labelled result) against ``step``, ``evaluations`` or ``seconds``.
+
+    The curves cycle through :data:`CURVE_STYLES` (solid and wide first, then thinner dashes),
+    so curves that coincide stay distinguishable; ``styles`` maps a label to matplotlib line
+    options (``{"linestyle": ":", "marker": "o"}``) that replace its default ones."""
     import matplotlib.pyplot as plt
 
     if x not in ("step", "evaluations", "seconds"):
         raise ValueError(f"unknown x {x!r}; expected one of step, evaluations, seconds")
+    unknown = sorted(set(styles or {}) - set(results))
+    if unknown:
+        raise ValueError(f"styles for unknown labels {unknown}; the results are {list(results)}")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
-    for label, result in results.items():
+    for k, (label, result) in enumerate(results.items()):
         attr = "elapsed" if x == "seconds" else x
         xs = [getattr(h, attr) for h in result.history]
-        ax.plot(xs, result.losses(term), label=label)
+        style = {**CURVE_STYLES[k % len(CURVE_STYLES)], **(styles or {}).get(label, {})}
+        ax.plot(xs, result.losses(term), label=label, **style)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(x)
