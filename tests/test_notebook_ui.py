@@ -2,8 +2,9 @@
 
 A throw-away ``jupyter lab`` (127.0.0.1, random port and token) serves a temporary copy of
 ``notebooks/`` with each parameters cell shrunk as under nbval (tests/notebook_parameters.py);
-Playwright's Python driver runs Debian's ``/usr/bin/chromium`` (no ``playwright install``). The test runs all cells, moves the α/β slider, presses Run and checks
-that the preview image and the readout change, at both ends of the ratio range.
+Playwright's Python driver runs Debian's ``/usr/bin/chromium`` (no ``playwright install``).
+The test runs all cells, moves the α/β slider, presses Run and checks that the preview image
+and the readout change, at both ends of the ratio range.
 
 Skipped when playwright or chromium is missing, unless ``NST_REQUIRE_BROWSER=1`` (CI), where
 that is a failure. Screenshots go to ``$NB_UI_SHOTS`` (default: a folder in the temp dir).
