@@ -267,12 +267,12 @@ def test_sky_mask_scales_with_the_photo() -> None:
     assert ((small > 0) & (small < 1)).any()
 
 
-def test_sky_mask_is_a_guide() -> None:
-    from nst_utils.guides import load_guide
+def test_sky_mask_loads_as_a_mask() -> None:
+    from nst_utils.masks import load_mask
 
-    guide = load_guide(mask_path("tubingen_sky"), (192, 256))
-    assert guide.shape == (1, 1, 192, 256)
-    assert abs(guide.mean().item() - _sky().mean()) < 0.002
+    mask = load_mask(mask_path("tubingen_sky"), (192, 256))
+    assert mask.shape == (1, 1, 192, 256)
+    assert abs(mask.mean().item() - _sky().mean()) < 0.002
 
 
 def test_mask_errors() -> None:
