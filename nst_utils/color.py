@@ -17,12 +17,25 @@ and where the painting's strokes are visible only as changes of hue at constant 
 *Colour histogram matching* (:func:`match_color`). Before the run, map the style image's pixels
 by an affine transform ``x' = A (x - mu_S) + mu_C`` that gives them the content's mean ``mu_C``
 and covariance ``Sigma_C``; then transfer as usual. Any ``A`` with ``A Sigma_S A^T = Sigma_C``
-does it. Two choices (the paper discusses both):
+does it: every solution is ``Sigma_C^1/2 Q Sigma_S^-1/2`` for some orthogonal ``Q``. Two
+choices (``color_basis``; the paper discusses both):
 
-* ``"cholesky"``: ``A = L_C L_S^-1`` with ``Sigma = L L^T``, the Cholesky factors;
-* ``"symmetric"`` (default): ``A = Sigma_C^1/2 Sigma_S^-1/2`` with symmetric square roots from
-  the eigendecomposition (the PCA variant, as in Image Analogies' colour transfer). Of all
-  solutions it is the one that rotates the colour space least, so hues move least.
+* ``"cholesky"``: ``A = L_C L_S^-1`` with ``Sigma = L L^T``, the lower-triangular Cholesky
+  factors: whiten the style's pixels channel after channel (R, then G given R, then B given
+  both) and colour them the same way with the content's factor. ``A`` is lower triangular, so
+  the result depends on the order of the channels.
+* ``"symmetric"`` (default): ``A = Sigma_C^1/2 Sigma_S^-1/2`` with the symmetric square roots
+  from the eigendecompositions: whiten the style's pixels along its own principal axes (PCA
+  whitening), then colour them along the content's. This is the colour transfer of Image
+  Analogies (Hertzmann et al. 2001), which Gatys et al. (2017) use (their code calls it
+  ``"pca"``). Each factor is symmetric; their product ``A`` is not, unless the two covariances
+  share their principal axes.
+
+Neither is the map that moves the colours least. That one, the linear Monge-Kantorovich map
+``A = Sigma_S^-1/2 (Sigma_S^1/2 Sigma_C Sigma_S^1/2)^1/2 Sigma_S^-1/2`` (the optimal transport
+between the two Gaussians, which minimises the mean squared change of a pixel), is symmetric
+positive-definite: it scales along orthogonal axes and rotates nothing. The package does not
+offer it (the authors' code does, as ``"sym"``).
 
 Histogram matching keeps the interplay of colour and luminance in the strokes, but only first and
 second moments are matched: a style whose colours are not roughly Gaussian (a few saturated
