@@ -10,7 +10,7 @@ Use :func:`sample_image` to get one, or :func:`resolve_image_source` to accept `
 ``"sample:starry_night"`` wherever a path is accepted.
 
 Masks drawn over a sample, for spatial control, are reachable by name too (:data:`MASKS`):
-:func:`mask_path` gives the file, which ``nst_utils.guides.load_guide`` and the CLI's ``--mask``
+:func:`mask_path` gives the file, which ``nst_utils.masks.load_mask`` and the CLI's ``--mask``
 accept, and :func:`sample_mask` the image. ``"tubingen_sky"`` is white where the Neckarfront
 photograph shows sky and black over the town, the river and the trees; it was made from the
 photograph by ``scripts/make_sky_mask.py``.
@@ -123,7 +123,7 @@ def sample_mask(name: str, size: int | None = None) -> Image.Image:
     ``size``: the longest side in pixels, as for :func:`sample_image`, so the mask lies exactly over
     the sample at that size; or None for the mask as stored, the size of the stored sample. It is
     shrunk by area averaging (an edge pixel's grey is the share of the region it covers) and
-    enlarged bilinearly, as ``nst_utils.guides.load_guide`` scales masks.
+    enlarged bilinearly, as ``nst_utils.masks.load_mask`` scales masks.
     """
     _check_size(size)
     with Image.open(mask_path(name)) as stored:
