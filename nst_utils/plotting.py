@@ -21,7 +21,7 @@ def _pixels(image: Tensor) -> tuple[int, int]:
     return int(image.shape[-2]), int(image.shape[-1])
 
 
-def _pixel_figure(cells: list[list[Tensor | None]], titles: list[list[str]], scales: list[list[int]],
+def _pixel_figure(cells: list[list[Tensor]], titles: list[list[str]], scales: list[list[int]],
                   cell_hw: tuple[int, int], left_px: int = 0):
     """A figure that draws ``cells[r][c]`` at exactly ``scales[r][c]`` screen pixels per image pixel
     (nearest neighbour: every image pixel is a sharp block), each centred in a ``cell_hw`` box."""
@@ -39,8 +39,6 @@ def _pixel_figure(cells: list[list[Tensor | None]], titles: list[list[str]], sca
     for r, row in enumerate(cells):
         top -= title_px[r]
         for c, image in enumerate(row):
-            if image is None:
-                continue
             h, w = _pixels(image)
             k = scales[r][c]
             x0 = left_px + c * (cell_w + _GAP_PX) + (cell_w - w * k) // 2
