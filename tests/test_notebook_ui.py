@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -80,11 +79,14 @@ def lab(sync_api, tmp_path_factory):
     """``jupyter lab`` on loopback over a copy of the notebooks (the browser may save); stopped by PID."""
     work = tmp_path_factory.mktemp("lab")
     served = work / "notebooks"
-    shutil.copytree(NOTEBOOKS, served, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    for path in served.glob("*.ipynb"):  # fast mode: the sizes and step counts capped
-        nb = nbformat.read(path, as_version=4)
-        if shrink_notebook(nb):
-            nbformat.write(nb, path)
+    # The .ipynb files only, in fast mode (sizes and step counts capped). Without the paired .md
+    # sources and jupytext.toml: a rewritten notebook newer than its .md would make jupytext in
+    # JupyterLab refuse to open it.
+    served.mkdir()
+    for source in NOTEBOOKS.glob("*.ipynb"):
+        nb = nbformat.read(source, as_version=4)
+        shrink_notebook(nb)
+        nbformat.write(nb, served / source.name)
     for plugin, value in LAB_SETTINGS.items():
         path = work / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
