@@ -11,8 +11,11 @@ The masks must be known at every style layer's resolution. The network halves th
 each pooling, and each feature there sees a receptive field that grows with depth, so the mask of
 a layer is the image's mask reduced to that layer's map size (``"simple"``, area averaging),
 optionally *eroded* so that a feature counts only where its 3x3 neighbourhood lies inside the
-region (``"inside"``, the paper's choice and the default): near a border, features mix both
-regions' content, and leaving them out keeps each region's statistics clean.
+region (``"inside"``, the default): near a border, features mix both regions' content, and
+leaving the nearest ones out keeps each region's statistics cleaner. This is a lighter version of
+the 2017 paper's "inside" guidance, which keeps only features whose whole receptive field lies in
+the region (the authors' code probes the network for it); one 3x3 step per layer trims far less
+than a deep layer's receptive field.
 
 Masks come from images (any grey or colour image; grey values are the region's weight, its
 complement the other region's) or from :func:`split_masks`, a horizontal (sky/ground) or vertical
