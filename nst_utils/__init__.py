@@ -44,9 +44,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 _SUBMODULE_OF: dict[str, str] = {name: module for module, names in _EXPORTS.items() for name in names}
 #: Submodules reachable as attributes (``nst.losses``, ``nst.widgets``), also loaded on first use.
 _SUBMODULES: tuple[str, ...] = (
-    "callbacks", "checks", "cli", "color", "config", "device", "engine", "features", "image_files", "images",
-    "layers", "lbfgsb", "live", "loop", "losses", "masks", "normalization", "objective", "optimize",
-    "plotting", "recipes", "samples", "version", "widgets",
+    "callbacks", "checks", "cli", "color", "config", "conventions", "device", "engine", "features",
+    "image_files", "images", "layers", "lbfgsb", "live", "loop", "losses", "masks", "normalization",
+    "objective", "optimize", "plotting", "recipes", "samples", "version", "widgets",
 )
 
 __all__ = list(_SUBMODULE_OF)
