@@ -14,9 +14,9 @@ for large images, and ends each level once its loss has stopped improving.
 Rectified taps (``relu4_2``, not ``conv4_2``): the paper names layers after their
 convolutions, but its Caffe implementation computed ReLU in place, so the blob called
 ``conv4_2`` held the rectified response; the network normalisation (mean *activation* one)
-is defined on rectified responses too. On the normalised network, pre-ReLU taps let conv1_1's
-term dominate the style loss, while rectified taps keep every layer's term of the same order
-(the measurements: the README, "Which tap is "conv4_2""). ``conv*`` taps remain available.
+is defined on rectified responses too. Pre-ReLU taps give every layer a larger style term, the
+deeper layers most, which shifts the balance between layers (the measurements: the README,
+"Which tap is "conv4_2""). ``conv*`` taps remain available.
 """
 
 from __future__ import annotations
