@@ -16,10 +16,11 @@ The checks run in this order and report the first problem found:
 4. the values: equal, a named mistake, or a constant factor;
 5. the gradient flows to the input and equals the package's (no ``.detach()``, ``.item()``,
    NumPy) and float64 inputs give a float64 result;
-6. the result is made on the input's device, tried with PyTorch's ``meta`` device, so that a
-   CPU-only machine finds most tensors made on the CPU whatever the input's device (an
-   elementwise operation with ``torch.zeros(n, n)`` fails there as on a GPU; a matrix product
-   with a CPU constant is let through by ``meta`` and is not found).
+6. the result is made on the input's device: the function runs once more on *fake* CUDA
+   tensors (PyTorch's ``FakeTensorMode``, which follows devices and shapes without memory or a
+   GPU), so that a CPU-only machine finds the ``torch.zeros(n, n)`` or ``torch.tensor(matrix)``
+   made without ``device=`` that would fail on a GPU. A function whose control flow depends on
+   values (``if x.std() > 0``) cannot run there and is not judged on this step.
 
 Example: ``check_gram_matrix(lambda f: f.flatten(2) @ f.flatten(2).transpose(1, 2))`` shows
 ``gram_matrix: correct (4 cases, largest relative error 0)``.
@@ -31,6 +32,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -156,8 +158,8 @@ def _check_inputs_kept(args: tuple, before: tuple) -> None:
         for t_now, t_was in zip(_tensors(now), _tensors(was)):
             if not torch.equal(t_now, t_was):
                 raise _Found("wrong", f"changes its argument {position + 1} in place (-=, .sub_(), "
-                                      "a slice assignment): the network's features and the targets "
-                                      "must stay as they are; compute a new tensor")
+                                      "a slice assignment): its inputs must stay as they are "
+                                      "(the optimiser's image, the targets); compute a new tensor")
 
 
 def _check_shape(out: Tensor, ref: Tensor, case: Case) -> None:
@@ -223,8 +225,8 @@ def _factor_value(term: tuple[tuple[str, int], ...], sizes: Mapping[str, float])
 def _name_factor(term: tuple[tuple[str, int], ...]) -> str:
     """``(("2", 2), ("N_l", -2))`` -> ``"off by a factor 4/N_l²"``."""
     def power(items):
-        return "·".join(str(2 ** abs(e)) if s == "2" else s if abs(e) == 1 else f"{s}²"
-                        for s, e in items)
+        return "·".join(str(2 ** abs(e)) if s == "2" else s if abs(e) == 1 else
+                        f"({s})²" if s.startswith("Σ") else f"{s}²" for s, e in items)
     up = [(s, e) for s, e in term if e > 0]
     down = [(s, e) for s, e in term if e < 0]
     if not down:
@@ -253,8 +255,9 @@ def _diagnose_values(exercise: Exercise, cases: list[Case], outs: list[Tensor],
                 return _name_factor(term) + (f": {meaning}" if meaning else "")
         if len({round(r, 6) for r in ratios}) == 1:
             return f"{ratios[0]:.4g} times the expected value in every case"
-        return ("a multiple of the expected value that changes with the shape "
-                f"({', '.join(f'{r:.3g}' for r in ratios)}): a normalisation by the wrong size")
+        if refs[0].dim() > 0:  # every entry off by one factor: a scale that depends on the shape
+            return ("a multiple of the expected value that changes with the shape "
+                    f"({', '.join(f'{r:.3g}' for r in ratios)}): a normalisation by the wrong size")
     worst = max(_relative_error(out, ref) for out, ref in zip(outs, refs))
     return f"values differ from the expected ones (largest relative error {worst:.2g})"
 
@@ -267,12 +270,12 @@ def _check_gradient(fn: Callable, exercise: Exercise) -> None:
         ref_args = tuple(_map(a, lambda t: t.detach().clone().requires_grad_(True))
                          if i in exercise.differentiable else a for i, a in enumerate(case.args))
         out = _call(fn, args)
-        if out.dtype != torch.float64:
-            raise _Found("wrong", f"returns {out.dtype} for float64 inputs: make new tensors with "
-                                  "the input's dtype (torch.zeros_like, x.new_zeros, .to(x.dtype))")
         if out.grad_fn is None:
             raise _Found("wrong", "the result has no gradient: it was cut from the input "
                                   "(.detach(), .data, .item(), torch.tensor(...) or NumPy)")
+        if out.dtype != torch.float64:
+            raise _Found("wrong", f"returns {out.dtype} for float64 inputs: make new tensors with "
+                                  "the input's dtype (torch.zeros_like, x.new_zeros, .to(x.dtype))")
         ref = exercise.reference(*ref_args)
         weights = torch.linspace(0.5, 1.5, ref.numel(), dtype=ref.dtype).reshape(ref.shape)
         grads = torch.autograd.grad((out * weights).sum(), [t for i in exercise.differentiable
@@ -286,21 +289,34 @@ def _check_gradient(fn: Callable, exercise: Exercise) -> None:
                                       "computation is cut from the input (.detach() or .data)")
 
 
+def _fake_cuda(obj: Any) -> Any:
+    """``obj`` with each tensor replaced by an empty CUDA tensor of its shape and dtype (fake,
+    when called inside ``FakeTensorMode``)."""
+    return _map(obj, lambda t: torch.empty(t.shape, dtype=t.dtype, device="cuda"))
+
+
 def _check_device(fn: Callable, exercise: Exercise) -> None:
-    """Run on the ``meta`` device (shapes only): a result made elsewhere means a fixed device."""
-    case = exercise.cases(torch.float32)[0]
-    args = tuple(_map(a, lambda t: torch.empty_like(t, device="meta")) for a in case.args)
+    """Run on fake CUDA inputs: a tensor the function makes on the CPU meets them and fails, or
+    comes back as the result."""
     try:
-        out = fn(*args)
-    except Exception as error:  # noqa: BLE001 (only a device error counts; others are meta's limits)
-        if "device" in str(error).lower():
-            raise _Found("wrong", "mixes devices: a tensor is made on the CPU whatever the input's "
-                                  "device (torch.zeros(...), torch.tensor(...) without device=); on "
-                                  "a GPU this fails. Use x.new_zeros, zeros_like or .to(x.device)") from None
+        from torch._subclasses.fake_tensor import FakeTensorMode
+    except ImportError:  # a PyTorch without it: this step is skipped
         return
-    if isinstance(out, Tensor) and out.device.type != "meta":
-        raise _Found("wrong", f"returns a tensor on {out.device.type} for inputs on another device: "
-                              "make the result on the input's device")
+    case = exercise.cases(torch.float32)[0]
+    with FakeTensorMode():
+        try:
+            args = tuple(_fake_cuda(a) for a in case.args)
+            out = fn(*args)
+        except Exception as error:  # noqa: BLE001 (only a device error counts; others are fake mode's limits)
+            if "device" in str(error).lower():
+                raise _Found("wrong", "mixes devices: a tensor is made on the CPU whatever the "
+                                      "input's device (torch.zeros(...), torch.tensor(...) without "
+                                      "device=); on a GPU this fails. Use x.new_zeros, zeros_like "
+                                      "or .to(x.device)") from None
+            return
+        if isinstance(out, Tensor) and out.device.type != "cuda":
+            raise _Found("wrong", f"returns a tensor on the {out.device.type.upper()} for inputs on "
+                                  "a GPU: make the result on the input's device")
 
 
 def check(fn: Callable, exercise: Exercise) -> Verdict:
@@ -405,6 +421,7 @@ CONTENT_LOSS = Exercise(
         Mistake(lambda f, p: 0.5 * (f - p).sum() ** 2, "the square of the summed differences; "
                 "eq. 1 sums the squared differences"),
         Mistake(lambda f, p: 0.5 * (f - p).norm(), "the norm ||F - P||, not its square"),
+        Mistake(lambda f, p: (f - p).norm(), "the norm ||F - P||, not half its square"),
     ),
     factors={
         _k("2", 1): "the 1/2 of eq. 1 is missing",
@@ -491,7 +508,7 @@ def _image_cases(dtype: torch.dtype) -> list[Case]:
     g = _generator()
     shapes = ((1, 3, 5, 7), (1, 3, 8, 6), (2, 3, 4, 5))
     return [Case((torch.rand(*s, generator=g, dtype=torch.float64).to(dtype),),
-                  {"numel": math.prod(s), "pixels": s[2] * s[3]}) for s in shapes]
+                  {"numel": math.prod(s), "pixels": s[2] * s[3], "B": s[0]}) for s in shapes]
 
 
 def _differences(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -513,6 +530,11 @@ def _tv_isotropic(x: Tensor) -> Tensor:
     return (dy[..., :, :-1].pow(2) + dx[..., :-1, :].pow(2)).sqrt().sum()
 
 
+def _tv_cropped(x: Tensor) -> Tensor:
+    dy, dx = _differences(x)
+    return (dy[..., :, :-1].pow(2) + dx[..., :-1, :].pow(2)).sum()
+
+
 def _tv_rolled(x: Tensor) -> Tensor:
     return (x.roll(1, -2) - x).pow(2).sum() + (x.roll(1, -1) - x).pow(2).sum()
 
@@ -526,6 +548,9 @@ TV_LOSS = Exercise(
         Mistake(_tv_l1, "absolute differences (the L1 total variation); this package squares them"),
         Mistake(_tv_isotropic, "the isotropic total variation sum sqrt(dx^2 + dy^2); this package "
                 "sums the squares dx^2 + dy^2"),
+        Mistake(_tv_cropped, "both differences are cut to the (H-1) x (W-1) grid, which drops the "
+                "last row's horizontal and the last column's vertical differences; this package "
+                "sums all of them"),
         Mistake(lambda x: _differences(x)[0].pow(2).sum(), "only vertical neighbours; add the "
                 "horizontal differences"),
         Mistake(lambda x: _differences(x)[1].pow(2).sum(), "only horizontal neighbours; add the "
@@ -533,7 +558,8 @@ TV_LOSS = Exercise(
         Mistake(_tv_rolled, "torch.roll wraps around, so the last row is compared with the first; "
                 "take differences of neighbours inside the image"),
     ),
-    factors={_k("numel", -1): "divided by the number of elements (a mean); this package sums"},
+    factors={_k("numel", -1): "divided by the number of elements (a mean); this package sums",
+             _k("B", -1): "divided by the batch size; this package sums over the batch"},
 )
 
 
@@ -562,6 +588,11 @@ TOTAL_LOSS = Exercise(
                 "alpha/beta, so alpha = ratio x beta"),
         Mistake(lambda c, s, r, b: r * b * s + b * c, "alpha weights the style loss and beta the "
                 "content loss: swapped"),
+        Mistake(lambda c, s, r, b: r * b * c + s, "beta is not applied to the style loss"),
+        Mistake(lambda c, s, r, b: b * c + r * s, "the ratio multiplies the style loss; "
+                "alpha = ratio x beta multiplies the content loss, beta the style loss"),
+        Mistake(lambda c, s, r, b: r / b * c + b * s, "alpha = ratio / beta: the ratio is "
+                "alpha/beta, so alpha = ratio x beta"),
     ),
     differentiable=(0, 1),
 )
@@ -570,9 +601,9 @@ TOTAL_LOSS = Exercise(
 def _masked_cases(dtype: torch.dtype) -> list[Case]:
     g = _generator()
     cases = []
-    for s in _MAP_SHAPES:
+    for s in (*_MAP_SHAPES, (2, 4, 3, 5)):
         mask = torch.rand(1, 1, s[2], s[3], generator=g, dtype=torch.float64).to(dtype)
-        sizes = {**_sizes(s), "ΣT": mask.sum().item(), "ΣT²": mask.pow(2).sum().item()}
+        sizes = {**_sizes(s), "ΣT": mask.sum().item(), "Σ(T²)": mask.pow(2).sum().item()}
         cases.append(Case((_features(s, g, dtype), mask), sizes))
     return cases
 
@@ -588,12 +619,14 @@ GUIDED_GRAM_MATRIX = Exercise(
                 "the features"),
     ),
     factors={
-        _k("ΣT²", 1): "not divided by the mask's mass sum T^2, so a larger region gives larger "
-                      "entries",
-        _k("ΣT", -1, "ΣT²", 1): "divided by sum T (the region's area) where the package divides "
-                                "by sum T^2, the mass of the masked product",
-        _k("M_l", -1, "ΣT²", 1): "divided by M_l, every position of the map, not by the "
-                                 "region's mass sum T^2",
+        _k("Σ(T²)", 1): "not divided by the mask's mass sum T^2, so a larger region gives "
+                        "larger entries",
+        _k("ΣT", -1, "Σ(T²)", 1): "divided by sum T (the region's area) where the package "
+                                  "divides by sum T^2, the mass of the masked product",
+        _k("ΣT", -2, "Σ(T²)", 1): "divided by (sum T)^2 where the package divides by sum T^2, "
+                                  "the sum of the squared mask",
+        _k("M_l", -1, "Σ(T²)", 1): "divided by M_l, every position of the map, not by the "
+                                   "region's mass sum T^2",
     },
 )
 

@@ -150,3 +150,21 @@ def test_equations_render_offline(sync_api, site, page):
     assert untypeset.count() == 0, untypeset.first.inner_text()
     page.locator("article mjx-container[display='true']").first.scroll_into_view_if_needed()
     _shot(page, "3-equations.png")
+
+
+def test_solutions_are_folded_under_their_checks(sync_api, site, page):
+    """Chapter 2's "Your turn" solutions: closed <details> blocks whose code shows on a click."""
+    expect = sync_api.expect
+    page.goto(f"{site}/notebooks/02_style_reconstruction.html")
+    solutions = page.locator("article details", has=page.locator("summary", has_text="Solution"))
+    assert solutions.count() == 2, solutions.count()
+    first = solutions.first
+    code = first.locator("pre")
+    assert first.get_attribute("open") is None
+    expect(code).to_be_hidden()
+    first.scroll_into_view_if_needed()
+    _shot(page, "4-solution-folded.png")
+    first.locator("summary").click()
+    expect(code).to_be_visible()
+    assert "def gram_matrix(features):" in code.inner_text()
+    _shot(page, "5-solution-open.png")

@@ -189,6 +189,20 @@ MISTAKES = [
     ("rgb_to_yiq", lambda x: torch.cat([(x * torch.tensor([0.2126, 0.7152, 0.0722]).to(x).view(1, 3, 1, 1))
                                         .sum(1, keepdim=True), _yiq(x)[:, 1:]], 1), "BT.709"),
     ("rgb_to_yiq", color.yiq_to_rgb, "inverse transform"),
+    ("rgb_to_yiq", lambda x: torch.einsum("ij,bjhw->bihw", torch.tensor(YIQ, dtype=x.dtype), x),
+     "mixes devices"),
+    ("rgb_to_yiq", lambda x: _yiq(torch.zeros(x.shape, dtype=x.dtype).copy_(x)),
+     "on the CPU for inputs on a GPU"),
+    ("tv_loss", lambda x: ((x[:, :, 1:, :-1] - x[:, :, :-1, :-1]) ** 2
+                           + (x[:, :, :-1, 1:] - x[:, :, :-1, :-1]) ** 2).sum(), "(H-1) x (W-1) grid"),
+    ("tv_loss", lambda x: _tv(x) / x.shape[0], "divided by the batch size"),
+    ("total_loss", lambda c, s, r, b: r * b * c + s, "beta is not applied to the style loss"),
+    ("total_loss", lambda c, s, r, b: b * c + r * s, "the ratio multiplies the style loss"),
+    ("total_loss", lambda c, s, r, b: r / b * c + b * s, "alpha = ratio / beta"),
+    ("content_loss", lambda f, p: (f - p).norm(), "not half its square"),
+    ("content_loss", lambda f, p: torch.tensor(0.5 * ((f - p) ** 2).sum().item()), "has no gradient"),
+    ("guided_gram_matrix", lambda f, t: _gram(f * t) / t.sum() ** 2, "Σ(T²)/(ΣT)²"),
+    ("guided_gram_matrix", lambda f, t: _gram(f[:1] * t) / (t * t).sum(), "for a batch of 2"),
     ("rgb_to_yiq", lambda x: torch.from_numpy(np.einsum("ij,bjhw->bihw", np.array(YIQ), x.numpy()))
      .to(x.dtype), "no gradient"),
     ("match_luminance", lambda s, c: _match(c, s), "swapped"),
@@ -208,6 +222,18 @@ def test_each_mistake_is_named(name, fn, says):
     assert verdict.status == "wrong", verdict
     assert says in verdict.detail, verdict
     assert "\n" not in str(verdict)
+
+
+def test_a_scalar_off_by_no_named_factor_is_reported_as_a_difference():
+    verdict = checks.check_content_loss(lambda f, p: 0.3 * (f - p).abs().pow(3).sum())
+    assert verdict.detail.startswith("values differ from the expected ones (largest relative error")
+
+
+def test_a_function_whose_flow_depends_on_values_is_not_judged_on_its_device():
+    def match(s, c):  # an `if` on a value: fake tensors cannot run it
+        scale = c.std() / s.std() if s.std() > 1e-6 else 1.0
+        return scale * (s - s.mean()) + c.mean()
+    assert checks.check_match_luminance(match).passed
 
 
 def test_an_unknown_factor_is_reported_as_a_number():

@@ -9,6 +9,7 @@ that was forgotten, i.e. when the cells read from both sides differ in type, sou
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import jupytext
@@ -113,4 +114,9 @@ def test_code_lines_fit_the_books_column(md):
     long = [f"code cell {n}: {len(line)} characters: {line.strip()[:60]}..."
             for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code")
             for line in cell.source.splitlines() if len(line) > CODE_LINE_LIMIT]
+    # code in the text too: the folded solutions of the "Your turn" cells
+    long += [f"code block in the text: {len(line)} characters: {line.strip()[:60]}..."
+             for cell in nb.cells if cell.cell_type == "markdown"
+             for block in re.findall(r"```python\n(.*?)```", cell.source, re.DOTALL)
+             for line in block.splitlines() if len(line) > CODE_LINE_LIMIT]
     assert not long, f"{md.name}: lines over {CODE_LINE_LIMIT} characters:\n" + "\n".join(long)
