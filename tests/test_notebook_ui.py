@@ -186,3 +186,24 @@ def test_panel_runs_from_the_browser(sync_api, lab, page):
     # no traceback anywhere in the notebook, and none in the panel's readout
     expect(traceback).to_have_count(0)
     expect(status).not_to_have_text(re.compile("error"))
+
+
+def test_a_your_turn_solution_is_folded_in_jupyterlab(sync_api, lab, page):
+    """JupyterLab keeps the <details> block of a solution (its sanitiser could strip it): closed,
+    under the stub and its check's "not written yet", and open on a click."""
+    expect = sync_api.expect
+    base, token = lab
+    page.goto(f"{base}/lab/tree/02_style_reconstruction.ipynb?token={token}")
+    stub = page.locator(".jp-CodeCell", has_text="def gram_matrix(features):").first
+    expect(stub).to_be_visible(timeout=120_000)
+    expect(page.locator(".jp-OutputArea-output", has_text="gram_matrix: not written yet")).to_be_visible()
+    solution = page.locator(".jp-RenderedMarkdown details", has=page.locator("summary", has_text="Solution"))
+    expect(solution.first).to_be_attached()
+    code = solution.first.locator("pre")
+    expect(code).to_be_hidden()
+    solution.first.scroll_into_view_if_needed()
+    _shot(page.locator(".jp-Notebook"), "your-turn-folded.png")
+    solution.first.locator("summary").click()
+    expect(code).to_be_visible()
+    expect(code).to_contain_text("F @ F.transpose(1, 2)")
+    _shot(page.locator(".jp-Notebook"), "your-turn-open.png")
