@@ -439,8 +439,8 @@ def _style_layer_cases(dtype: torch.dtype) -> list[Case]:
             for s in _MAP_SHAPES]
 
 
-def _unnormalised_difference(f: Tensor, a: Tensor) -> Tensor:
-    return (losses.gram_matrix(f) - a).sum() / (4.0 * f.shape[1] ** 2 * (f.shape[2] * f.shape[3]) ** 2)
+def _eq4_denominator(f: Tensor) -> float:
+    return 4.0 * f.shape[1] ** 2 * (f.shape[2] * f.shape[3]) ** 2  # 4 N_l^2 M_l^2
 
 
 STYLE_LAYER_LOSS = Exercise(
@@ -448,9 +448,10 @@ STYLE_LAYER_LOSS = Exercise(
     reference=losses.style_layer_loss,
     cases=_style_layer_cases,
     mistakes=(
-        Mistake(_unnormalised_difference, "the differences G - A are summed without squaring them"),
-        Mistake(lambda f, a: (losses.gram_matrix(f) - a).norm() / (4.0 * f.shape[1] ** 2 * (
-            f.shape[2] * f.shape[3]) ** 2), "the norm ||G - A||, not its square"),
+        Mistake(lambda f, a: (losses.gram_matrix(f) - a).sum() / _eq4_denominator(f),
+                "the differences G - A are summed without squaring them"),
+        Mistake(lambda f, a: (losses.gram_matrix(f) - a).norm() / _eq4_denominator(f),
+                "the norm ||G - A||, not its square"),
     ),
     factors={
         _k("2", 2): "the 1/4 of eq. 4 is missing",
