@@ -194,16 +194,20 @@ def test_a_your_turn_solution_is_folded_in_jupyterlab(sync_api, lab, page):
     expect = sync_api.expect
     base, token = lab
     page.goto(f"{base}/lab/tree/02_style_reconstruction.ipynb?token={token}")
-    stub = page.locator(".jp-CodeCell", has_text="def gram_matrix(features):").first
-    expect(stub).to_be_visible(timeout=120_000)
-    expect(page.locator(".jp-OutputArea-output", has_text="gram_matrix: not written yet")).to_be_visible()
-    solution = page.locator(".jp-RenderedMarkdown details", has=page.locator("summary", has_text="Solution"))
-    expect(solution.first).to_be_attached()
-    code = solution.first.locator("pre")
+    # this notebook's panel: the lab may keep notebook 03 (with solutions of its own) in a hidden tab
+    stub_cell = page.locator(".jp-CodeCell", has_text="def gram_matrix(features):")
+    notebook = page.locator(".jp-NotebookPanel", has=stub_cell)
+    expect(notebook.locator(".jp-CodeCell", has_text="def gram_matrix(features):")).to_be_visible(
+        timeout=120_000)
+    expect(notebook.locator(".jp-OutputArea-output", has_text="gram_matrix: not written yet")).to_be_visible()
+    solution = notebook.locator(".jp-RenderedMarkdown details",
+                                has=page.locator("summary", has_text="Solution")).first
+    code = solution.locator("pre")
+    expect(solution).to_be_visible()
     expect(code).to_be_hidden()
-    solution.first.scroll_into_view_if_needed()
-    _shot(page.locator(".jp-Notebook"), "your-turn-folded.png")
-    solution.first.locator("summary").click()
+    solution.scroll_into_view_if_needed()
+    _shot(notebook, "your-turn-folded.png")
+    solution.locator("summary").click()
     expect(code).to_be_visible()
     expect(code).to_contain_text("F @ F.transpose(1, 2)")
-    _shot(page.locator(".jp-Notebook"), "your-turn-open.png")
+    _shot(notebook, "your-turn-open.png")
