@@ -262,13 +262,21 @@ def _diagnose_values(exercise: Exercise, cases: list[Case], outs: list[Tensor],
     return f"values differ from the expected ones (largest relative error {worst:.2g})"
 
 
+def _requiring_grad(args: tuple, positions: tuple[int, ...]) -> tuple:
+    """A copy of ``args`` whose tensors at ``positions`` are fresh leaves that require a gradient."""
+    return tuple(_map(a, lambda t: t.detach().clone().requires_grad_(True)) if i in positions else a
+                 for i, a in enumerate(args))
+
+
+def _leaves(args: tuple, positions: tuple[int, ...]) -> list[Tensor]:
+    return [t for i in positions for t in _tensors(args[i])]
+
+
 def _check_gradient(fn: Callable, exercise: Exercise) -> None:
     """In float64 with gradients: the result keeps float64, and its gradient is the package's."""
     for case in exercise.cases(torch.float64):
-        args = tuple(_map(a, lambda t: t.clone().requires_grad_(True)) if i in exercise.differentiable
-                     else a for i, a in enumerate(case.args))
-        ref_args = tuple(_map(a, lambda t: t.detach().clone().requires_grad_(True))
-                         if i in exercise.differentiable else a for i, a in enumerate(case.args))
+        args = _requiring_grad(case.args, exercise.differentiable)
+        ref_args = _requiring_grad(case.args, exercise.differentiable)
         out = _call(fn, args)
         if out.grad_fn is None:
             raise _Found("wrong", "the result has no gradient: it was cut from the input "
@@ -278,11 +286,9 @@ def _check_gradient(fn: Callable, exercise: Exercise) -> None:
                                   "the input's dtype (torch.zeros_like, x.new_zeros, .to(x.dtype))")
         ref = exercise.reference(*ref_args)
         weights = torch.linspace(0.5, 1.5, ref.numel(), dtype=ref.dtype).reshape(ref.shape)
-        grads = torch.autograd.grad((out * weights).sum(), [t for i in exercise.differentiable
-                                                           for t in _tensors(args[i])],
+        grads = torch.autograd.grad((out * weights).sum(), _leaves(args, exercise.differentiable),
                                     allow_unused=True)
-        ref_grads = torch.autograd.grad((ref * weights).sum(), [t for i in exercise.differentiable
-                                                               for t in _tensors(ref_args[i])])
+        ref_grads = torch.autograd.grad((ref * weights).sum(), _leaves(ref_args, exercise.differentiable))
         for grad, ref_grad in zip(grads, ref_grads):
             if grad is None or not _close(grad, ref_grad, 1e-6):
                 raise _Found("wrong", "the values are right but the gradient is not: part of the "
@@ -295,14 +301,13 @@ def _fake_cuda(obj: Any) -> Any:
     return _map(obj, lambda t: torch.empty(t.shape, dtype=t.dtype, device="cuda"))
 
 
-def _check_device(fn: Callable, exercise: Exercise) -> None:
-    """Run on fake CUDA inputs: a tensor the function makes on the CPU meets them and fails, or
-    comes back as the result."""
+def _check_device(fn: Callable, case: Case) -> None:
+    """Run on fake CUDA inputs of ``case``'s shapes: a tensor the function makes on the CPU meets
+    them and fails, or comes back as the result."""
     try:
         from torch._subclasses.fake_tensor import FakeTensorMode
     except ImportError:  # a PyTorch without it: this step is skipped
         return
-    case = exercise.cases(torch.float32)[0]
     with FakeTensorMode():
         try:
             args = tuple(_fake_cuda(a) for a in case.args)
@@ -337,7 +342,7 @@ def check(fn: Callable, exercise: Exercise) -> Verdict:
         if not all(_close(out, ref) for out, ref in zip(outs, refs)):
             raise _Found("wrong", _diagnose_values(exercise, cases, outs, refs))
         _check_gradient(fn, exercise)
-        _check_device(fn, exercise)
+        _check_device(fn, cases[0])
     except _Found as found:
         return Verdict(exercise.name, found.status, found.detail)
     worst = max(_relative_error(out, ref) for out, ref in zip(outs, refs))
@@ -526,14 +531,18 @@ def _tv_l1(x: Tensor) -> Tensor:
     return dy.abs().sum() + dx.abs().sum()
 
 
-def _tv_isotropic(x: Tensor) -> Tensor:
+def _squares_on_the_inner_grid(x: Tensor) -> Tensor:
+    """``dy^2 + dx^2`` where both differences exist, the ``(H-1) x (W-1)`` grid."""
     dy, dx = _differences(x)
-    return (dy[..., :, :-1].pow(2) + dx[..., :-1, :].pow(2)).sqrt().sum()
+    return dy[..., :, :-1].pow(2) + dx[..., :-1, :].pow(2)
+
+
+def _tv_isotropic(x: Tensor) -> Tensor:
+    return _squares_on_the_inner_grid(x).sqrt().sum()
 
 
 def _tv_cropped(x: Tensor) -> Tensor:
-    dy, dx = _differences(x)
-    return (dy[..., :, :-1].pow(2) + dx[..., :-1, :].pow(2)).sum()
+    return _squares_on_the_inner_grid(x).sum()
 
 
 def _tv_rolled(x: Tensor) -> Tensor:
@@ -671,13 +680,12 @@ def _stats(y: Tensor) -> tuple[Tensor, Tensor]:
     return y.mean(), y.std()
 
 
-def _luminance_mistake(kind: str) -> Callable[[Tensor, Tensor], Tensor]:
+def _luminance_mistake(scale: Callable[[Tensor, Tensor], Tensor],
+                       add_mean: bool = True) -> Callable[[Tensor, Tensor], Tensor]:
+    """``scale(sigma_S, sigma_C) (Y_S - mu_S)``, plus ``mu_C`` unless ``add_mean`` is False."""
     def compute(style_y: Tensor, content_y: Tensor) -> Tensor:
         (mu_s, sd_s), (mu_c, sd_c) = _stats(style_y), _stats(content_y)
-        return {"shift": style_y - mu_s + mu_c,
-                "variance": (sd_c**2 / sd_s**2) * (style_y - mu_s) + mu_c,
-                "inverted": (sd_s / sd_c) * (style_y - mu_s) + mu_c,
-                "no mean": (sd_c / sd_s) * (style_y - mu_s)}[kind]
+        return scale(sd_s, sd_c) * (style_y - mu_s) + (mu_c if add_mean else 0)
     return compute
 
 
@@ -688,12 +696,15 @@ MATCH_LUMINANCE = Exercise(
     mistakes=(
         Mistake(lambda s, c: color.match_luminance(c, s), "the roles are swapped: the style's "
                 "luminance is the one to move to the content's mean and spread"),
-        Mistake(_luminance_mistake("shift"), "only the mean is moved; scale by sigma_C / sigma_S "
-                "as well"),
-        Mistake(_luminance_mistake("variance"), "scaled by the ratio of variances; the paper "
-                "scales by sigma_C / sigma_S, the ratio of standard deviations"),
-        Mistake(_luminance_mistake("inverted"), "scaled by sigma_S / sigma_C, upside down"),
-        Mistake(_luminance_mistake("no mean"), "centred but the content's mean mu_C is not added"),
+        Mistake(_luminance_mistake(lambda sd_s, sd_c: 1),
+                "only the mean is moved; scale by sigma_C / sigma_S as well"),
+        Mistake(_luminance_mistake(lambda sd_s, sd_c: sd_c**2 / sd_s**2),
+                "scaled by the ratio of variances; the paper scales by sigma_C / sigma_S, the "
+                "ratio of standard deviations"),
+        Mistake(_luminance_mistake(lambda sd_s, sd_c: sd_s / sd_c),
+                "scaled by sigma_S / sigma_C, upside down"),
+        Mistake(_luminance_mistake(lambda sd_s, sd_c: sd_c / sd_s, add_mean=False),
+                "centred but the content's mean mu_C is not added"),
     ),
 )
 
