@@ -92,7 +92,7 @@ def build_model(
     content and style images each time a loss module is added.
     """
     body = build_vgg19_body("caffe", pooling)
-    scales = load_filter_scales()
+    scales = load_filter_scales(pooling)
     model = nn.Sequential(Normalization())
     content_losses: list[ContentLoss] = []
     style_losses: list[StyleLoss] = []

@@ -199,7 +199,8 @@ class VGG19Features(nn.Module):
     convolution's output, not its ReLU.
 
     ``normalize`` (Caffe weights only) applies the paper's normalisation: each filter scaled
-    so that its mean activation over natural images is one (see :mod:`.normalization`). As in
+    so that its mean activation over natural images is one in this network, with this
+    ``pooling`` (see :mod:`.normalization`). As in
     the paper it is folded into the weights (:func:`fold_filter_scales`), so the taps need no
     per-channel multiplication: no copy of each tap and no extra pass forward or back.
 
@@ -234,7 +235,7 @@ class VGG19Features(nn.Module):
         modules = list(body)[: len(self.layer_names)]
         self.normalize = normalize and weights == "caffe"
         if self.normalize:
-            fold_filter_scales(dict(zip(self.layer_names, modules)), load_filter_scales())
+            fold_filter_scales(dict(zip(self.layer_names, modules)), load_filter_scales(pooling))
         self.body = nn.Sequential(*modules)
         self.weights, self.pooling, self.seed, self.padding = weights, pooling, seed, padding
         self.channels_last, self.autocast_dtype = channels_last, autocast_dtype

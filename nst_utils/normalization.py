@@ -11,6 +11,14 @@ a per-channel constant. :class:`~nst_utils.features.VGG19Features` rescales the 
 way, as the paper did (:func:`~nst_utils.features.fold_filter_scales`). The means were
 measured once, offline, by ``scripts/compute_filter_means.py``.
 
+The means are measured in the network as it runs, once with max pooling and once with average
+pooling. Pooling comes before every layer above the first block, and a 2x2 average is smaller
+than a 2x2 maximum, more so at each block: scales measured with max pooling leave an
+average-pooling network's deeper filters far below one, and since E_l grows with the fourth power
+of a layer's scale, its deep style layers all but vanish from the loss (the numbers: the README,
+"The normalised network"). With the means of its own pooling, the paper's statement holds for
+the network that computes the loss, whichever pooling that is.
+
 Without it, the Caffe network's layers differ by orders of magnitude in their style loss, one
 layer drowns the others, and the paper's α/β values mean nothing (measured: the README, "The
 normalised network").
@@ -35,13 +43,17 @@ FILTER_MEANS_PATH = Path(__file__).with_name("data") / "vgg19_caffe_filter_means
 MIN_MEAN_FRACTION = 0.2
 
 
-def load_filter_scales() -> dict[str, Tensor]:
-    """Per-channel scale ``1 / mean`` for every layer name (conv, relu and pool taps).
+def load_filter_scales(pooling: str = "max") -> dict[str, Tensor]:
+    """Per-channel scale ``1 / mean`` for every layer name (conv, relu and pool taps), from the
+    means measured with ``pooling`` ("max" or "avg").
 
     A pool tap takes the scale of the ReLU before it. A filter that barely fired on the
     reference images has its mean floored at ``MIN_MEAN_FRACTION`` of its layer's median.
     """
-    means = torch.load(FILTER_MEANS_PATH, map_location="cpu", weights_only=True)["means"]
+    stored = torch.load(FILTER_MEANS_PATH, map_location="cpu", weights_only=True)["means"]
+    if pooling not in stored:
+        raise ValueError(f"pooling must be one of {sorted(stored)}, got {pooling!r}")
+    means = stored[pooling]
     scales: dict[str, Tensor] = {}
     last: Tensor | None = None
     for name in LAYERS:

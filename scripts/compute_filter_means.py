@@ -4,9 +4,11 @@ normalised network (:mod:`nst_utils.normalization`).
 Gatys et al. use "a normalised version of the VGG network": weights rescaled so that the mean
 activation of each filter over images and positions is one. Because ReLU and pooling commute
 with a positive per-channel scale, that network's features are the original features times
-``1 / mean`` per channel; this script measures those means (after ReLU, max pooling, as the
-network was trained) over the natural photographs that ship in matplotlib's and
-scikit-image's wheels. The paper used ImageNet, which cannot be downloaded here.
+``1 / mean`` per channel; this script measures those means (after ReLU) over the natural
+photographs that ship in matplotlib's and scikit-image's wheels, twice: with max pooling (as the
+network was trained) and with average pooling (as the paper synthesises), since the means of
+every layer above the first block depend on it. The paper used ImageNet, which cannot be
+downloaded here.
 
 Run: ``python scripts/compute_filter_means.py`` (needs scikit-image, in the ``dev`` extra).
 """
@@ -20,6 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from nst_utils.config import POOLINGS
 from nst_utils.features import VGG19Features
 from nst_utils.layers import LAYERS
 from nst_utils.normalization import FILTER_MEANS_PATH
@@ -55,10 +58,10 @@ def reference_images() -> list[tuple[str, Tensor]]:
 
 
 @torch.no_grad()
-def measure_filter_means(images: list[tuple[str, Tensor]]) -> dict[str, Tensor]:
-    """Mean ReLU activation of every conv filter of the Caffe VGG-19 (max pooling), keyed by
+def measure_filter_means(images: list[tuple[str, Tensor]], pooling: str = "max") -> dict[str, Tensor]:
+    """Mean ReLU activation of every conv filter of the Caffe VGG-19 with ``pooling``, keyed by
     conv name. Each image counts equally (mean over its positions, then over images)."""
-    model = VGG19Features("caffe", "max", normalize=False)
+    model = VGG19Features("caffe", pooling, normalize=False)
     relus = [name for name in LAYERS if name.startswith("relu")]
     sums: dict[str, Tensor] = {}
     for _, image in images:
@@ -70,9 +73,9 @@ def measure_filter_means(images: list[tuple[str, Tensor]]) -> dict[str, Tensor]:
 
 def main() -> None:
     images = reference_images()
-    means = measure_filter_means(images)
+    means = {pooling: measure_filter_means(images, pooling) for pooling in POOLINGS}
     torch.save({"images": [name for name, _ in images], "means": means}, FILTER_MEANS_PATH)
-    dead = sum(int((m <= 0).sum()) for m in means.values())
+    dead = sum(int((m <= 0).sum()) for m in means["max"].values())
     print(f"wrote {FILTER_MEANS_PATH} from {len(images)} images; {dead} filters never active")
 
 

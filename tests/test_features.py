@@ -22,6 +22,7 @@ from nst_utils.features import (
     load_caffe_state,
     sha256_of,
 )
+from nst_utils.images import load_image
 from nst_utils.layers import LAYER_CHANNELS, LAYER_INDEX, LAYER_STRIDE, LAYERS
 from nst_utils.normalization import load_filter_scales
 
@@ -383,3 +384,16 @@ def test_unknown_padding_is_refused():
     with pytest.raises(ValueError,
                        match="unknown padding 'mirror'; expected one of zeros, reflect, circular"):
         build_vgg19_body("random", "avg", padding="mirror")
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_normalised_deep_layers_have_order_one_mean_with_either_pooling(pooling):
+    """Each pooling gets the means measured with it. Scaled with max pooling's means, an
+    average-pooling network's relu5_1 would average about a quarter instead (its E_l, a fourth
+    power, some hundred times too small); this photograph is not among the reference images."""
+    model = VGG19Features("caffe", pooling, last_layer="relu5_1")
+    image = load_image("tubingen", 256)
+    with torch.no_grad():
+        feats = model(image, ["relu1_1", "relu3_1", "relu4_2", "relu5_1"])
+    for name, f in feats.items():
+        assert 0.6 < float(f.mean()) < 1.6, (pooling, name, float(f.mean()))
