@@ -167,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--style-scale", choices=STYLE_SCALES, default=DEFAULT.style_scale,
                    help="style resized to the content's size (paper) or kept at its own aspect")
     t.add_argument("--pyramid", type=_pyramid, default=DEFAULT.pyramid,
-                   help="coarse-to-fine: auto (levels chosen from --size), none (one level, as in the "
-                        "paper) or the sizes to optimise at first, e.g. 256,512 before --size 1024 "
-                        "(%(default)s)")
+                   help="coarse-to-fine: auto (levels chosen from --size and --init), none (one level, "
+                        "as in the paper) or the sizes to optimise at first, e.g. 256,512 before "
+                        "--size 1024 (%(default)s)")
     t.add_argument("--pyramid-steps", type=_positive_int, default=DEFAULT.pyramid_steps,
                    help="the most steps at each coarser level (%(default)s)")
     t.add_argument("--preserve-color", choices=COLOR_METHODS, default=DEFAULT.preserve_color,

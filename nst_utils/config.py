@@ -59,6 +59,8 @@ RATIO_RANGE: tuple[float, float] = (1e-5, 1e-1)
 
 #: The default schedule (README, "The default schedule"): coarse levels down to this side ...
 PYRAMID_MIN = 512
+#: ... or, from white noise, down to this one: there the coarse levels lay out the large shapes.
+PYRAMID_MIN_NOISE = 128
 #: ... each run for at most this many steps; every level stops early once the loss has improved by
 #: less than PLATEAU_TOL (relative) over PLATEAU_WINDOW steps.
 PYRAMID_STEPS = 150
@@ -104,7 +106,8 @@ class TransferConfig:
     style_scale: str = "content"
     #: Coarse-to-fine (Gatys et al. 2017): the longest sides to optimise at first, increasing,
     #: each below ``size``; each level starts from the previous one's result upsampled. "auto":
-    #: chosen from ``size`` (:func:`auto_pyramid`); empty: one level at ``size``, as in the paper.
+    #: chosen from ``size`` and ``init`` (:func:`auto_pyramid`); empty: one level at ``size``,
+    #: as in the paper.
     pyramid: tuple[int, ...] | str = "auto"
     #: The most steps at each level below ``size`` (``steps`` caps the last level).
     pyramid_steps: int = PYRAMID_STEPS
@@ -139,7 +142,7 @@ class TransferConfig:
 
     def levels(self) -> list[tuple[int, int]]:
         """``(longest side, most steps)`` of each coarse-to-fine level, ending with ``(size, steps)``."""
-        sizes = auto_pyramid(self.size) if self.pyramid == "auto" else self.pyramid
+        sizes = auto_pyramid(self.size, self.init) if self.pyramid == "auto" else self.pyramid
         return [(s, self.pyramid_steps) for s in sizes] + [(self.size, self.steps)]
 
     def replace(self, **changes: Any) -> TransferConfig:
@@ -224,18 +227,23 @@ def _check_pyramid(cfg: TransferConfig) -> None:
         )
 
 
-def auto_pyramid(size: int) -> tuple[int, ...]:
+def auto_pyramid(size: int, init: str = "content") -> tuple[int, ...]:
     """The coarse levels the default schedule runs before ``size``: halving from ``size`` down to
-    :data:`PYRAMID_MIN` px (2048 -> 512, 1024; 1024 -> 512; none up to 1023 px).
+    :data:`PYRAMID_MIN` px (2048 -> 512, 1024; 1024 -> 512; none up to 1023 px), or, when the
+    run starts from white noise (``init="noise"``), down to :data:`PYRAMID_MIN_NOISE` px
+    (512 -> 128, 256; none up to 255 px).
 
-    Why not below 512 px: from the photograph (measured at 256 px), a coarse level did not shorten
+    Why not below 512 px from the photograph (measured at 256 px): a coarse level did not shorten
     the full-size level (the loss there is dominated by the finest style layers, whose statistics
     an upsampled image has lost), so it only added its own steps. Above, a full-size step costs
     four 512 px steps or more, and the paper's own high-resolution schedule starts at 512 px
-    (Gatys et al. 2017).
+    (Gatys et al. 2017). From noise, a full-size level alone spends its steps on the finest grain
+    before the deep layers' large shapes appear; at the coarse levels a step costs a sixteenth or
+    a quarter, and their shapes, upsampled, become the strokes of the full size.
     See README, "The default schedule"."""
+    lowest = PYRAMID_MIN_NOISE if init == "noise" else PYRAMID_MIN
     sizes, side = [], size // 2
-    while side >= PYRAMID_MIN:
+    while side >= lowest:
         sizes.insert(0, side)
         side //= 2
     return tuple(sizes)

@@ -78,6 +78,12 @@ def test_auto_levels_follow_the_size() -> None:
     assert [s for s, _ in TransferConfig(size=2048, pyramid=()).levels()] == [2048]
     cfg = TransferConfig(size=1024, steps=40, pyramid_steps=7)
     assert cfg.levels() == [(512, 7), (1024, 40)]
+    # From white noise the coarse levels go down to 128 px; from an image they stop at 512.
+    assert [s for s, _ in TransferConfig(size=512, init="noise").levels()] == [128, 256, 512]
+    assert [s for s, _ in TransferConfig(size=300, init="noise").levels()] == [150, 300]
+    assert [s for s, _ in TransferConfig(size=255, init="noise").levels()] == [255]
+    assert [s for s, _ in TransferConfig(size=512, init="style").levels()] == [512]
+    assert [s for s, _ in TransferConfig(size=512, init="noise", pyramid=()).levels()] == [512]
 
 
 # --- the stopping rule -------------------------------------------------------------------------------
