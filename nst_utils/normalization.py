@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .config import POOLINGS, check_choice
 from .layers import LAYERS
 
 FILTER_MEANS_PATH = Path(__file__).with_name("data") / "vgg19_caffe_filter_means.pt"
@@ -50,10 +51,8 @@ def load_filter_scales(pooling: str = "max") -> dict[str, Tensor]:
     A pool tap takes the scale of the ReLU before it. A filter that barely fired on the
     reference images has its mean floored at ``MIN_MEAN_FRACTION`` of its layer's median.
     """
-    stored = torch.load(FILTER_MEANS_PATH, map_location="cpu", weights_only=True)["means"]
-    if pooling not in stored:
-        raise ValueError(f"pooling must be one of {sorted(stored)}, got {pooling!r}")
-    means = stored[pooling]
+    check_choice(pooling, POOLINGS, "pooling")
+    means = torch.load(FILTER_MEANS_PATH, map_location="cpu", weights_only=True)["means"][pooling]
     scales: dict[str, Tensor] = {}
     last: Tensor | None = None
     for name in LAYERS:

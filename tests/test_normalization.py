@@ -72,7 +72,7 @@ def test_average_pooling_means_equal_max_in_the_first_block_and_fall_below_it_ab
 
 
 def test_unknown_pooling_is_refused() -> None:
-    with pytest.raises(ValueError, match="pooling must be one of"):
+    with pytest.raises(ValueError, match="unknown pooling 'median'; expected one of max, avg"):
         load_filter_scales("median")
 
 
